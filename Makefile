@@ -1,0 +1,37 @@
+# Two entry points on a fresh machine: `make book` and `make test` (see README.md).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RECIPES := $(wildcard notebooks/*.py)
+
+.PHONY: venv notebooks book test lint clean benchmark
+
+$(STAMP): requirements.txt requirements-lock.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c requirements-lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(STAMP)
+
+notebooks: $(STAMP)
+	$(BIN)/jupytext --quiet --sync $(RECIPES)
+
+book: notebooks
+	$(BIN)/jupyter-book build . -n -W --keep-going
+	$(BIN)/pairzoo validate artifacts/ci
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/book_build.py
+
+clean:
+	rm -rf _build artifacts/ci ipynb

@@ -1,0 +1,128 @@
+"""The `pairzoo` command: list, show and validate an output folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pairzoo import manifest
+from pairzoo.errors import PairzooError
+from pairzoo.profiles import PROFILES, artifacts_dir
+from pairzoo.validate import validate
+
+
+def pair_rows(entries: dict) -> list[dict]:
+    """One row per pair: ids, relation, base and updated top-1, change statistics."""
+    models = entries["models"]
+    rows = []
+    for pair_id, pair in sorted(entries["pairs"].items()):
+        total = pair["stats"]["total"]
+        rows.append(
+            {
+                "pair": pair_id,
+                "relation": pair["relation"],
+                "structure": "changed" if pair["structure_change"]["changed"] else "same",
+                "base top-1 %": models[pair["base"]]["metrics"].get("top1", {}).get("value"),
+                "updated top-1 %": models[pair["updated"]]["metrics"].get("top1", {}).get("value"),
+                "changed %": 100.0 * total["changed_fraction"],
+                "rel. L2": total["rel_l2"],
+                "max |Δ|": total["max_abs_delta"],
+            }
+        )
+    return rows
+
+
+def _markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "(no pairs)"
+    head = list(rows[0])
+
+    def cell(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell(row[k]) for k in head) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _folder(args: argparse.Namespace) -> Path:
+    return Path(args.dir) if args.dir else artifacts_dir(args.profile)
+
+
+def _list(args: argparse.Namespace) -> int:
+    entries = manifest.load(_folder(args))
+    if args.markdown:
+        print(_markdown(pair_rows(entries)))
+        return 0
+    for model_id, record in sorted(entries["models"].items()):
+        top1 = record["metrics"].get("top1", {}).get("value")
+        metric = f"top-1 {top1:.2f}%" if top1 is not None else ""
+        print(
+            f"model  {model_id:40s} {record['architecture']:14s} "
+            f"{record['parameters']:>10,d}  {metric}"
+        )
+    for pair_id, pair in sorted(entries["pairs"].items()):
+        print(f"pair   {pair_id:40s} {pair['relation']:14s} {pair['base']} -> {pair['updated']}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    entries = manifest.load(_folder(args))
+    for kind in ("models", "pairs", "datasets", "metrics"):
+        if args.id in entries[kind]:
+            print(json.dumps(entries[kind][args.id], indent=2, sort_keys=True))
+            return 0
+    raise PairzooError(f"no model, pair, dataset or metric with id {args.id!r}")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    folder = _folder(args)
+    problems = validate(folder)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"pairzoo: {len(problems)} problem(s) in {folder}", file=sys.stderr)
+        return 1
+    entries = manifest.load(folder)
+    files = sum(len(m["files"]) for m in entries["models"].values())
+    print(
+        f"{folder}: OK ({len(entries['models'])} models, {len(entries['pairs'])} pairs, "
+        f"{files} files verified)"
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    top = argparse.ArgumentParser(prog="pairzoo", description=__doc__)
+    top.add_argument("--profile", default="ci", choices=PROFILES, help="default output folder")
+    commands = top.add_subparsers(dest="command", required=True)
+    for name, func, text in (
+        ("list", _list, "list models and pairs"),
+        ("show", _show, "print one entry as JSON"),
+        ("validate", _validate, "check hashes, ONNX files and pair claims"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        if name == "show":
+            sub.add_argument("id")
+        sub.add_argument("dir", nargs="?", help="output folder (default: artifacts/<profile>)")
+        if name == "list":
+            sub.add_argument("--markdown", action="store_true", help="pair table in Markdown")
+        sub.set_defaults(func=func)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; user errors print one line and exit 2."""
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PairzooError as exc:
+        print(f"pairzoo: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Datasets: scikit-learn's digits (ci) and CIFAR-10 from its python-pickle release (full)."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits as sklearn_digits
+from sklearn.model_selection import train_test_split
+
+from pairzoo.errors import PairzooError
+from pairzoo.profiles import check_profile, data_dir
+
+CIFAR10_LAYOUT = (
+    "cifar-10-batches-py/ with data_batch_1 … data_batch_5, test_batch and batches.meta "
+    "(the official python-pickle release, unpacked)"
+)
+CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype=np.float32)
+CIFAR_STD = np.array([0.2470, 0.2435, 0.2616], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, where it comes from and under which licence."""
+
+    id: str
+    name: str
+    source: str
+    citation: str
+    licence: str
+    splits: dict[str, str] = field(default_factory=dict)
+
+    def record(self, sizes: dict[str, int]) -> dict:
+        """The manifest entry, with the size of each split."""
+        splits = {k: {"description": v, "size": sizes[k]} for k, v in self.splits.items()}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "citation": self.citation,
+            "licence": self.licence,
+            "splits": splits,
+        }
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """An image classification set as float32 NCHW arrays and int64 labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple[str, ...]
+    info: DatasetInfo
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Number of samples per split."""
+        return {"train": len(self.y_train), "test": len(self.y_test)}
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape of one image (C, H, W)."""
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+
+DIGITS = DatasetInfo(
+    id="sklearn-digits",
+    name="Optical Recognition of Handwritten Digits (scikit-learn's digits, 8x8)",
+    source="shipped with scikit-learn (sklearn.datasets.load_digits); UCI ML repository",
+    citation="E. Alpaydin, C. Kaynak. Optical Recognition of Handwritten Digits. "
+    "UCI Machine Learning Repository, 1998. doi:10.24432/C50P49",
+    licence="CC BY 4.0",
+    splits={
+        "train": "80% of the 1797 images, stratified split with seed 0",
+        "test": "the other 20%, same split",
+    },
+)
+
+CIFAR10 = DatasetInfo(
+    id="cifar10",
+    name="CIFAR-10",
+    source="https://www.cs.toronto.edu/~kriz/cifar.html (python version), read from $PAIRZOO_DATA",
+    citation="A. Krizhevsky. Learning Multiple Layers of Features from Tiny Images. "
+    "Tech. report, University of Toronto, 2009",
+    licence="no explicit licence; free for research use as stated by the authors",
+    splits={"train": "data_batch_1 … data_batch_5", "test": "test_batch"},
+)
+
+
+def load_digits() -> ImageData:
+    """scikit-learn's digits as 1×8×8 images scaled to [-1, 1], split 80/20 (stratified, seed 0)."""
+    bunch = sklearn_digits()
+    images = (bunch.images.astype(np.float32) / 8.0 - 1.0)[:, None, :, :]
+    labels = bunch.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=0.2, stratify=labels, random_state=0
+    )
+    classes = tuple(str(c) for c in bunch.target_names)
+    return ImageData(x_train, y_train, x_test, y_test, classes, DIGITS)
+
+
+def _unpickle(path: Path) -> dict:
+    if not path.is_file():
+        raise PairzooError(f"missing CIFAR-10 file {path}; expected {CIFAR10_LAYOUT}")
+    with path.open("rb") as handle:
+        return pickle.load(handle, encoding="bytes")
+
+
+def _cifar_images(batch: dict, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        raw = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (KeyError, ValueError) as exc:
+        raise PairzooError(f"{path} is not a CIFAR-10 python batch: {exc}") from exc
+    images = (raw.astype(np.float32) / 255.0 - CIFAR_MEAN[:, None, None]) / CIFAR_STD[:, None, None]
+    return images, labels
+
+
+def load_cifar10(root: Path) -> ImageData:
+    """CIFAR-10 from `root`/cifar-10-batches-py, normalised per channel."""
+    folder = Path(root) / "cifar-10-batches-py"
+    if not folder.is_dir():
+        raise PairzooError(f"CIFAR-10 not found at {folder}; expected {CIFAR10_LAYOUT}")
+    train = [_cifar_images(_unpickle(folder / f"data_batch_{i}"), folder) for i in range(1, 6)]
+    x_test, y_test = _cifar_images(_unpickle(folder / "test_batch"), folder)
+    meta = _unpickle(folder / "batches.meta")
+    classes = tuple(name.decode() for name in meta[b"label_names"])
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return ImageData(x_train, y_train, x_test, y_test, classes, CIFAR10)
+
+
+def load_dataset(profile: str) -> ImageData:
+    """The classification set of a profile: digits (ci) or CIFAR-10 from $PAIRZOO_DATA (full)."""
+    if check_profile(profile) == "ci":
+        return load_digits()
+    return load_cifar10(data_dir("cifar10", CIFAR10_LAYOUT))
+
+
+def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a class-stratified `fraction` of `labels`.
+
+    Subsets drawn with one seed are nested: a larger fraction contains every smaller one.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise PairzooError(f"subset fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        chosen.append(members[: max(1, round(fraction * len(members)))])
+    return np.sort(np.concatenate(chosen))

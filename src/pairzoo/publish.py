@@ -1,0 +1,186 @@
+"""Write a recipe's models (safetensors + ONNX) and pairs (change statistics) into the manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pairzoo import manifest
+from pairzoo.atomic import write_text
+from pairzoo.data import ImageData
+from pairzoo.errors import PairzooError
+from pairzoo.export import OnnxExporter, load_tensors, save_safetensors
+from pairzoo.models import count_parameters
+from pairzoo.profiles import artifacts_dir
+from pairzoo.stats import PairStats, pair_stats
+from pairzoo.timing import SECONDS, timed
+from pairzoo.train import TrainConfig
+
+METRICS = {
+    "top1": {
+        "name": "top-1 accuracy",
+        "definition": "share of test images whose highest-scoring class is the true class",
+        "unit": "%",
+        "higher_is_better": True,
+    }
+}
+LICENCE = (
+    "Apache-2.0 for the weights pairzoo produced; the training data keeps its own licence "
+    "(see the dataset entry)"
+)
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a model was trained: data subset, hyper-parameters, starting point."""
+
+    config: TrainConfig
+    fraction: float
+    size: int
+    subset_seed: int
+    initialised_from: str | None = None
+
+
+class PairWriter:
+    """Writes one recipe's models and pairs into an output folder and its manifest.
+
+    A new writer first removes the entries (and files) an earlier run of the same recipe left in
+    that folder, so the manifest always describes the last run; other recipes' entries stay.
+    """
+
+    def __init__(
+        self,
+        recipe: str,
+        profile: str,
+        data: ImageData,
+        folder: str | Path | None = None,
+        parity_batch: int = 64,
+    ) -> None:
+        self.recipe = recipe
+        self.profile = profile
+        self.data = data
+        self.folder = artifacts_dir(profile, folder)
+        self.exporter = OnnxExporter(data.x_test[:parity_batch])
+        with manifest.editing(self.folder, profile) as entries:
+            self._forget_previous_run(entries)
+            entries["datasets"][data.info.id] = data.info.record(data.sizes)
+            entries["metrics"].update(METRICS)
+
+    def _forget_previous_run(self, entries: dict) -> None:
+        for model_id in [k for k, v in entries["models"].items() if v["recipe"] == self.recipe]:
+            for file in entries["models"].pop(model_id)["files"].values():
+                (self.folder / file["path"]).unlink(missing_ok=True)
+        for pair_id in [k for k, v in entries["pairs"].items() if v["recipe"] == self.recipe]:
+            del entries["pairs"][pair_id]
+
+    def model_id(self, name: str) -> str:
+        """Full id of a model: names without a slash belong to this recipe."""
+        return name if "/" in name else f"{self.recipe}/{name}"
+
+    def add_model(
+        self,
+        name: str,
+        model: nn.Module,
+        *,
+        architecture: str,
+        training: Training,
+        metrics: dict[str, float],
+        description: str = "",
+    ) -> dict:
+        """Save `model` as safetensors and parity-checked ONNX, and record it in the manifest."""
+        model_id = self.model_id(name)
+        stem = self.folder / model_id
+        weights = save_safetensors(model, stem.with_suffix(".safetensors"), {"model": model_id})
+        onnx_file = self.exporter.export(model, stem.with_suffix(".onnx"))
+        unknown = set(metrics) - set(METRICS)
+        if unknown:
+            raise PairzooError(f"undefined metrics {sorted(unknown)}: define them in METRICS")
+        split = {"dataset": self.data.info.id, "split": "test"}
+        record = {
+            "recipe": self.recipe,
+            "description": description,
+            "framework": "pytorch",
+            "framework_version": torch.__version__,
+            "architecture": architecture,
+            "parameters": count_parameters(model),
+            "input_shape": list(self.data.input_shape),
+            "classes": list(self.data.classes),
+            "files": {
+                "onnx": manifest.file_record(onnx_file.path, self.folder),
+                "safetensors": manifest.file_record(weights, self.folder),
+            },
+            "onnx": {
+                "opset": onnx_file.opset,
+                "exporter": onnx_file.exporter,
+                "max_abs_diff": onnx_file.max_abs_diff,
+            },
+            "training": {
+                "dataset": self.data.info.id,
+                "split": "train",
+                "subset": {
+                    "fraction": training.fraction,
+                    "size": training.size,
+                    "seed": training.subset_seed,
+                },
+                "initialised_from": training.initialised_from
+                and self.model_id(training.initialised_from),
+                "config": training.config.record(),
+            },
+            "metrics": {k: {"value": v, **split} for k, v in metrics.items()},
+            "licence": LICENCE,
+        }
+        with manifest.editing(self.folder, self.profile) as entries:
+            entries["models"][model_id] = record
+        return record
+
+    def add_pair(
+        self,
+        base: str,
+        updated: str,
+        relation: str,
+        *,
+        series: str | None = None,
+        description: str = "",
+    ) -> PairStats:
+        """Record the pair base → updated with its change statistics, read from the saved files."""
+        if relation not in manifest.RELATIONS:
+            raise PairzooError(
+                f"unknown relation {relation!r}: choose one of {list(manifest.RELATIONS)}"
+            )
+        base_id, updated_id = self.model_id(base), self.model_id(updated)
+        known = manifest.load(self.folder)["models"]
+        for model_id in (base_id, updated_id):
+            if model_id not in known:
+                raise PairzooError(f"pair names unknown model {model_id!r} in {self.folder}")
+        with timed("stats"):
+            tensors = {
+                model_id: load_tensors(
+                    self.folder / known[model_id]["files"]["safetensors"]["path"]
+                )
+                for model_id in (base_id, updated_id)
+            }
+            stats = pair_stats(tensors[base_id], tensors[updated_id])
+        pair_id = f"{self.recipe}/{base_id.split('/')[-1]}..{updated_id.split('/')[-1]}"
+        with manifest.editing(self.folder, self.profile) as entries:
+            entries["pairs"][pair_id] = {
+                "recipe": self.recipe,
+                "base": base_id,
+                "updated": updated_id,
+                "relation": relation,
+                "use_case": manifest.RELATIONS[relation],
+                "series": series,
+                "description": description,
+                "structure_change": stats.structure.record(),
+                "stats": stats.record(),
+            }
+        return stats
+
+    def finish(self) -> dict[str, float]:
+        """Write this process's time per activity to timings/<recipe>.json and return it."""
+        seconds = {k: round(v, 3) for k, v in sorted(SECONDS.items())}
+        write_text(self.folder / "timings" / f"{self.recipe}.json", json.dumps(seconds, indent=2))
+        return seconds

@@ -1,0 +1,101 @@
+"""Check an output folder: manifest schema, file hashes, ONNX loading, and each pair's claims."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from safetensors import safe_open
+
+from pairzoo import manifest
+from pairzoo.errors import PairzooError
+from pairzoo.stats import structure_change
+
+
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    with safe_open(str(path), framework="numpy") as handle:
+        return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+
+
+def _check_onnx(path: Path, tensor_names: set[str]) -> list[str]:
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several unrelated types for bad files
+        return [f"{path}: onnxruntime cannot load it: {str(exc).splitlines()[0]}"]
+    problems = []
+    first = session.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in first.shape]
+    outputs = session.run(None, {first.name: np.zeros(shape, dtype=np.float32)})
+    if not all(np.all(np.isfinite(out)) for out in outputs):
+        problems.append(f"{path}: non-finite output on a zero input")
+    initializers = {
+        init.name for init in onnx.load(str(path), load_external_data=False).graph.initializer
+    }
+    absent = sorted(tensor_names - initializers)
+    if absent:
+        problems.append(f"{path}: framework tensors not initializers of the graph: {absent[:5]}")
+    return problems
+
+
+def _check_model(folder: Path, model_id: str, record: dict) -> tuple[list[str], dict]:
+    problems: list[str] = []
+    for kind, file in record["files"].items():
+        path = folder / file["path"]
+        if not path.is_file():
+            problems.append(f"{path}: missing ({kind} file of model {model_id})")
+            continue
+        digest = manifest.sha256_file(path)
+        if digest != file["sha256"]:
+            problems.append(
+                f"{path}: sha256 {digest[:12]}… does not match the manifest's "
+                f"{file['sha256'][:12]}… (model {model_id})"
+            )
+    if problems:
+        return problems, {}
+    shapes = _shapes(folder / record["files"]["safetensors"]["path"])
+    problems += _check_onnx(folder / record["files"]["onnx"]["path"], set(shapes))
+    return problems, shapes
+
+
+def _check_pair(pair_id: str, pair: dict, shapes: dict[str, dict]) -> list[str]:
+    base, updated = pair["base"], pair["updated"]
+    missing = [m for m in (base, updated) if m not in shapes]
+    if missing:
+        return [f"pair {pair_id}: model(s) {missing} unknown or unreadable"]
+    actual = structure_change(shapes[base], shapes[updated]).record()
+    claimed = pair["structure_change"]
+    if actual != claimed:
+        fields = [k for k in actual if actual[k] != claimed.get(k)]
+        return [
+            f"pair {pair_id}: structure change claim is false ({', '.join(fields)} differ: "
+            f"claimed changed={claimed['changed']}, files say changed={actual['changed']})"
+        ]
+    return []
+
+
+def validate(folder: Path) -> list[str]:
+    """All problems found in `folder`, one line each; empty when everything checks out."""
+    folder = Path(folder)
+    try:
+        entries = manifest.load(folder)
+    except PairzooError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    shapes: dict[str, dict] = {}
+    for model_id, record in entries["models"].items():
+        found, model_shapes = _check_model(folder, model_id, record)
+        problems += found
+        if model_shapes:
+            shapes[model_id] = model_shapes
+        if record["training"]["dataset"] not in entries["datasets"]:
+            problems.append(
+                f"model {model_id}: dataset {record['training']['dataset']!r} undefined"
+            )
+        for metric in record["metrics"]:
+            if metric not in entries["metrics"]:
+                problems.append(f"model {model_id}: metric {metric!r} undefined")
+    for pair_id, pair in entries["pairs"].items():
+        problems += _check_pair(pair_id, pair, shapes)
+    return problems

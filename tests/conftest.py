@@ -1,0 +1,51 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pairzoo.data import load_digits, stratified_subset
+from pairzoo.models import build_model
+from pairzoo.publish import PairWriter, Training
+from pairzoo.train import TrainConfig, accuracy, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="session")
+def built_folder(tmp_path_factory, digits):
+    """An output folder with three models (two of them sharing a base) and two pairs."""
+    folder = tmp_path_factory.mktemp("artifacts") / "ci"
+    writer = PairWriter("unit", "ci", digits, folder)
+    index = stratified_subset(digits.y_train, 0.2, 0)
+    config = TrainConfig(epochs=1, seed=0)
+    base = build_model("digits-cnn", 10, 1, 0)
+    train(base, digits.x_train[index], digits.y_train[index], config)
+
+    def add(name, model, start):
+        top1 = accuracy(model, digits.x_test, digits.y_test)
+        training = Training(config, 0.2, len(index), 0, start)
+        writer.add_model(
+            name, model, architecture="digits-cnn", training=training, metrics={"top1": top1}
+        )
+
+    add("base", base, None)
+    updated = build_model("digits-cnn", 10, 1, 0)
+    updated.load_state_dict(base.state_dict())
+    train(updated, digits.x_train, digits.y_train, config)
+    add("updated", updated, "base")
+    add("wide", build_model("digits-cnn", 7, 1, 1), None)
+    writer.add_pair("base", "updated", "more-data")
+    writer.add_pair("base", "wide", "transfer-add-classes")
+    return folder
+
+
+@pytest.fixture
+def folder_copy(built_folder, tmp_path):
+    target = tmp_path / "ci"
+    shutil.copytree(built_folder, target)
+    return target

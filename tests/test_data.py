@@ -1,0 +1,87 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from pairzoo.data import load_cifar10, load_dataset, stratified_subset
+from pairzoo.errors import PairzooError
+from pairzoo.profiles import artifacts_dir
+
+
+def _write_cifar(root, per_batch=4):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"filenames": [b"x.png"] * per_batch,
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+    names = [
+        n.encode()
+        for n in (
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        )
+    ]
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
+    return folder
+
+
+def test_cifar10_loader_reads_the_python_pickle_layout(tmp_path):
+    folder = _write_cifar(tmp_path)
+    data = load_cifar10(tmp_path)
+    assert data.x_train.shape == (20, 3, 32, 32) and data.x_test.shape == (4, 3, 32, 32)
+    assert data.x_train.dtype == np.float32 and data.y_train.dtype == np.int64
+    assert data.classes[0] == "airplane" and len(data.classes) == 10
+    raw = pickle.loads((folder / "test_batch").read_bytes())
+    pixel = raw[b"data"][0].reshape(3, 32, 32)[1, 2, 3] / 255.0
+    assert data.x_test[0, 1, 2, 3] == pytest.approx((pixel - 0.4822) / 0.2435, rel=1e-5)
+    assert list(data.y_test) == raw[b"labels"]
+
+
+def test_cifar10_missing_batch_names_the_file(tmp_path):
+    folder = _write_cifar(tmp_path)
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(PairzooError, match="data_batch_3"):
+        load_cifar10(tmp_path)
+
+
+def test_full_profile_without_data_says_where_to_put_it(monkeypatch, tmp_path):
+    monkeypatch.delenv("PAIRZOO_DATA", raising=False)
+    with pytest.raises(PairzooError, match="PAIRZOO_DATA is not set.*cifar-10-batches-py"):
+        load_dataset("full")
+    monkeypatch.setenv("PAIRZOO_DATA", str(tmp_path))
+    with pytest.raises(PairzooError, match="cifar10 not found at"):
+        load_dataset("full")
+    _write_cifar(tmp_path / "cifar10")
+    assert load_dataset("full").sizes == {"train": 20, "test": 4}
+
+
+def test_unknown_profile_is_refused():
+    with pytest.raises(PairzooError, match="unknown profile 'cii'"):
+        load_dataset("cii")
+    with pytest.raises(PairzooError, match="unknown profile"):
+        artifacts_dir("cii")
+
+
+def test_stratified_subsets_are_nested_and_balanced(digits):
+    small = stratified_subset(digits.y_train, 0.3, 0)
+    large = stratified_subset(digits.y_train, 0.6, 0)
+    assert set(small) < set(large)
+    counts = np.bincount(digits.y_train[small], minlength=10)
+    assert counts.min() >= 0.25 * np.bincount(digits.y_train).min()
+    assert len(stratified_subset(digits.y_train, 1.0, 5)) == len(digits.y_train)
+    with pytest.raises(PairzooError, match="fraction"):
+        stratified_subset(digits.y_train, 0.0, 0)

@@ -1,0 +1,79 @@
+"""Smoke runs of the recipes: through papermill (twice, for determinism) and as plain python."""
+
+import os
+import subprocess
+import sys
+
+import jupytext
+import papermill
+import pytest
+import yaml
+
+from pairzoo import manifest
+from pairzoo.validate import validate
+
+from .conftest import ROOT
+
+RECIPES = sorted((ROOT / "notebooks").glob("*.py"))
+SMOKE = {
+    "retraining": {
+        "base_epochs": 2,
+        "retrain_epochs": 1,
+        "ladder": [1, 2],
+        "chain_fractions": [1.0],
+    },
+}
+
+
+def _execute(recipe, parameters, tmp_path, name):
+    source = tmp_path / f"{name}.ipynb"
+    jupytext.write(jupytext.read(recipe), source)
+    return papermill.execute_notebook(
+        str(source),
+        str(tmp_path / f"{name}-out.ipynb"),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(recipe.parent),
+        progress_bar=False,
+    )
+
+
+def _toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return {entry["file"] for part in toc["parts"] for entry in part["chapters"]}
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_recipe_has_one_parameters_cell_and_is_in_the_book(recipe):
+    cells = jupytext.read(recipe).cells
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assert "profile" in tagged[0].source and "artifacts" in tagged[0].source
+    assert f"notebooks/{recipe.stem}" in _toc_files()
+    assert recipe.stem in SMOKE
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_recipe_runs_under_papermill_and_is_deterministic(recipe, tmp_path):
+    folders = [tmp_path / "first", tmp_path / "second"]
+    for run, folder in enumerate(folders):
+        params = {**SMOKE[recipe.stem], "artifacts": str(folder)}
+        _execute(recipe, params, tmp_path, f"run{run}")
+        assert validate(folder) == []
+    first, second = (manifest.load(folder) for folder in folders)
+    assert first["pairs"] and first["models"]
+    assert first == second
+
+
+def test_retraining_runs_as_plain_python(tmp_path):
+    env = {**os.environ, "PAIRZOO_ARTIFACTS": str(tmp_path), "MPLBACKEND": "Agg"}
+    subprocess.run(
+        [sys.executable, "notebooks/retraining.py"], cwd=ROOT, env=env, check=True, timeout=600
+    )
+    entries = manifest.load(tmp_path / "ci")
+    assert validate(tmp_path / "ci") == []
+    assert len(entries["models"]) == 10
+    relations = {p["relation"] for p in entries["pairs"].values()}
+    assert relations == {"more-data", "more-epochs", "other-hyperparameters"}
+    chain = entries["pairs"]["retraining/chain-1..chain-2"]
+    assert chain["base"] == "retraining/chain-1" and not chain["structure_change"]["changed"]
