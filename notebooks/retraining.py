@@ -20,7 +20,7 @@
 # refinement updates (a deployed model improved once more data has been collected), and the
 # smallest kind of update a codec sees: every tensor keeps its name and shape, only values move.
 #
-# The recipe trains one **base** on 30% of the training set, then derives four families of
+# The recipe trains one **base** on 10% of the training set, then derives four families of
 # updated models from it, each recorded as a pair with its base:
 #
 # | family | updated model | what a codec sees |
@@ -39,7 +39,7 @@
 profile = "ci"  # "ci": scikit-learn's digits; "full": CIFAR-10 from $PAIRZOO_DATA
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
 architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet18 for full)
-base_fraction = 0.3
+base_fraction = 0.1
 base_epochs = 30
 retrain_epochs = 12
 ladder = [1, 2, 4, 8]
@@ -65,7 +65,7 @@ print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 
 # %% [markdown]
 # Two helpers keep the scenario readable: `subset` draws a class-stratified fraction of the
-# training set (subsets of one seed are nested, so 60% contains the base's 30%), and `publish`
+# training set (subsets of one seed are nested, so 60% contains the base's 10%), and `publish`
 # measures a model on the test split and hands it to the writer.
 
 
@@ -93,7 +93,8 @@ def publish(name, model, config, fraction, start=None, description=""):
 # %% [markdown]
 # ## The base
 #
-# A freshly initialised network trained with SGD and a cosine schedule on 30% of the training set.
+# A freshly initialised network trained with SGD and a cosine schedule on 10% of the training
+# set.
 
 # %%
 base_config = TrainConfig(epochs=base_epochs, lr=0.05, seed=seed)

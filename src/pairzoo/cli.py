@@ -28,7 +28,7 @@ def pair_rows(entries: dict) -> list[dict]:
                 "updated top-1 %": models[pair["updated"]]["metrics"].get("top1", {}).get("value"),
                 "changed %": 100.0 * total["changed_fraction"],
                 "rel. L2": total["rel_l2"],
-                "max |Δ|": total["max_abs_delta"],
+                "max abs Δ": total["max_abs_delta"],
             }
         )
     return rows

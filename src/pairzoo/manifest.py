@@ -64,16 +64,20 @@ def check(manifest: dict, where: Path | str = MANIFEST) -> dict:
     return manifest
 
 
-def load(folder: Path) -> dict:
-    """Read and check `folder`/manifest.json."""
+def read(folder: Path) -> dict:
+    """Read `folder`/manifest.json without checking it against the schema."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise PairzooError(f"no {MANIFEST} in {folder}")
+        raise PairzooError(f"no {MANIFEST} in {path.parent}")
     try:
-        manifest = json.loads(path.read_text("utf-8"))
+        return json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as exc:
         raise PairzooError(f"{path} is not valid JSON: {exc}") from exc
-    return check(manifest, path)
+
+
+def load(folder: Path) -> dict:
+    """Read and check `folder`/manifest.json."""
+    return check(read(folder), Path(folder) / MANIFEST)
 
 
 def dumps(manifest: dict) -> str:
@@ -92,7 +96,7 @@ def editing(folder: Path, profile: str) -> Iterator[dict]:
     with timed("manifest"), (folder / f".{MANIFEST}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = folder / MANIFEST
-        manifest = load(folder) if path.exists() else empty(profile)
+        manifest = read(folder) if path.exists() else empty(profile)
         if manifest["profile"] != profile:
             raise PairzooError(
                 f"{path} belongs to profile {manifest['profile']!r}, not {profile!r}"

@@ -152,7 +152,7 @@ class PairWriter:
                 f"unknown relation {relation!r}: choose one of {list(manifest.RELATIONS)}"
             )
         base_id, updated_id = self.model_id(base), self.model_id(updated)
-        known = manifest.load(self.folder)["models"]
+        known = manifest.read(self.folder)["models"]
         for model_id in (base_id, updated_id):
             if model_id not in known:
                 raise PairzooError(f"pair names unknown model {model_id!r} in {self.folder}")
