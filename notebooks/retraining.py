@@ -87,7 +87,6 @@ def publish(name, model, config, fraction, start=None, description=""):
         description=description,
     )
     print(f"{name:>12}: top-1 {top1:6.2f}% on {data.info.id} test")
-    return model
 
 
 # %% [markdown]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,21 +14,14 @@ from pairzoo import manifest
 from pairzoo.atomic import write_text
 from pairzoo.data import ImageData
 from pairzoo.errors import PairzooError
-from pairzoo.export import OnnxExporter, load_tensors, save_safetensors
+from pairzoo.export import OnnxExport, OnnxExporter, load_tensors, save_safetensors
+from pairzoo.metrics import METRICS
 from pairzoo.models import count_parameters
 from pairzoo.profiles import artifacts_dir
 from pairzoo.stats import PairStats, pair_stats
 from pairzoo.timing import SECONDS, timed
 from pairzoo.train import TrainConfig
 
-METRICS = {
-    "top1": {
-        "name": "top-1 accuracy",
-        "definition": "share of test images whose highest-scoring class is the true class",
-        "unit": "%",
-        "higher_is_better": True,
-    }
-}
 LICENCE = (
     "Apache-2.0 for the weights pairzoo produced; the training data keeps its own licence "
     "(see the dataset entry)"
@@ -38,11 +32,20 @@ LICENCE = (
 class Training:
     """How a model was trained: data subset, hyper-parameters, starting point."""
 
-    config: TrainConfig
+    config: TrainConfig | Mapping[str, object]
     fraction: float
     size: int
     subset_seed: int
     initialised_from: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model's written files: parity-checked ONNX, safetensors (the tensors), and others."""
+
+    onnx: OnnxExport
+    safetensors: Path
+    others: dict[str, Path] = field(default_factory=dict)
 
 
 class PairWriter:
@@ -81,6 +84,10 @@ class PairWriter:
         """Full id of a model: names without a slash belong to this recipe."""
         return name if "/" in name else f"{self.recipe}/{name}"
 
+    def path_stem(self, name: str) -> Path:
+        """Where a model's files go, without suffix: <folder>/<recipe>/<name>."""
+        return self.folder / self.model_id(name)
+
     def add_model(
         self,
         name: str,
@@ -90,33 +97,70 @@ class PairWriter:
         training: Training,
         metrics: dict[str, float],
         description: str = "",
+        classes: Sequence[str] | None = None,
+        extra: dict | None = None,
     ) -> dict:
-        """Save `model` as safetensors and parity-checked ONNX, and record it in the manifest."""
-        model_id = self.model_id(name)
-        stem = self.folder / model_id
-        weights = save_safetensors(model, stem.with_suffix(".safetensors"), {"model": model_id})
+        """Save a PyTorch `model` as safetensors and parity-checked ONNX, and record it."""
+        stem = self.path_stem(name)
+        weights = save_safetensors(model, stem.with_suffix(".safetensors"), {"model": stem.name})
         onnx_file = self.exporter.export(model, stem.with_suffix(".onnx"))
+        return self.record_model(
+            name,
+            ModelFiles(onnx_file, weights),
+            framework="pytorch",
+            framework_version=torch.__version__,
+            architecture=architecture,
+            parameters=count_parameters(model),
+            training=training,
+            metrics=metrics,
+            description=description,
+            classes=classes,
+            extra=extra,
+        )
+
+    def record_model(
+        self,
+        name: str,
+        files: ModelFiles,
+        *,
+        framework: str,
+        framework_version: str,
+        architecture: str,
+        parameters: int,
+        training: Training,
+        metrics: dict[str, float],
+        description: str = "",
+        classes: Sequence[str] | None = None,
+        extra: dict | None = None,
+    ) -> dict:
+        """Enter a model whose files are already written (any framework); return its record.
+
+        `extra` adds fields to the record (for example a `compression` block).
+        """
         unknown = set(metrics) - set(METRICS)
         if unknown:
-            raise PairzooError(f"undefined metrics {sorted(unknown)}: define them in METRICS")
+            raise PairzooError(
+                f"undefined metrics {sorted(unknown)}: define them in pairzoo.metrics"
+            )
         split = {"dataset": self.data.info.id, "split": "test"}
+        config = training.config
+        paths = {"onnx": files.onnx.path, "safetensors": files.safetensors, **files.others}
         record = {
             "recipe": self.recipe,
             "description": description,
-            "framework": "pytorch",
-            "framework_version": torch.__version__,
+            "framework": framework,
+            "framework_version": framework_version,
             "architecture": architecture,
-            "parameters": count_parameters(model),
+            "parameters": parameters,
             "input_shape": list(self.data.input_shape),
-            "classes": list(self.data.classes),
+            "classes": list(classes if classes is not None else self.data.classes),
             "files": {
-                "onnx": manifest.file_record(onnx_file.path, self.folder),
-                "safetensors": manifest.file_record(weights, self.folder),
+                kind: manifest.file_record(path, self.folder) for kind, path in paths.items()
             },
             "onnx": {
-                "opset": onnx_file.opset,
-                "exporter": onnx_file.exporter,
-                "max_abs_diff": onnx_file.max_abs_diff,
+                "opset": files.onnx.opset,
+                "exporter": files.onnx.exporter,
+                "max_abs_diff": files.onnx.max_abs_diff,
             },
             "training": {
                 "dataset": self.data.info.id,
@@ -128,13 +172,14 @@ class PairWriter:
                 },
                 "initialised_from": training.initialised_from
                 and self.model_id(training.initialised_from),
-                "config": training.config.record(),
+                "config": config.record() if isinstance(config, TrainConfig) else dict(config),
             },
             "metrics": {k: {"value": v, **split} for k, v in metrics.items()},
             "licence": LICENCE,
+            **(extra or {}),
         }
         with manifest.editing(self.folder, self.profile) as entries:
-            entries["models"][model_id] = record
+            entries["models"][self.model_id(name)] = record
         return record
 
     def add_pair(
