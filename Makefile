@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RECIPES := $(wildcard notebooks/*.py)
 
-.PHONY: venv notebooks book test lint clean benchmark
+ARCHIVE := artifacts/pairzoo-ci.zip
+
+.PHONY: venv notebooks book test lint clean benchmark browser-test
 
 $(STAMP): requirements.txt requirements-lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +22,13 @@ notebooks: $(STAMP)
 	$(BIN)/jupytext --quiet --sync $(RECIPES)
 
 book: notebooks
+	$(BIN)/python -m pairzoo.book --jobs 2
 	$(BIN)/jupyter-book build . -n -W --keep-going
 	$(BIN)/pairzoo validate artifacts/ci
+	$(BIN)/pairzoo package artifacts/ci -o $(ARCHIVE)
+
+browser-test: $(STAMP)
+	PAIRZOO_REQUIRE_BOOK=1 $(BIN)/pytest tests/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,4 +41,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/book_build.py
 
 clean:
-	rm -rf _build artifacts/ci ipynb
+	rm -rf _build artifacts/ci $(ARCHIVE) ipynb

@@ -52,7 +52,7 @@ import copy
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from pairzoo.cli import pair_rows
+from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, stratified_subset
 from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
 from pairzoo.publish import PairWriter, Training
@@ -171,9 +171,7 @@ timings = writer.finish()
 from pairzoo import manifest
 
 entries = manifest.load(writer.folder)
-ours = {k: v for k, v in entries["pairs"].items() if v["recipe"] == "retraining"}
-table = pd.DataFrame(pair_rows({**entries, "pairs": ours})).set_index("pair")
-table.round(4)
+pair_table(entries, "retraining").round(4)
 
 # %% [markdown]
 # ## Per-layer change along the epochs ladder
@@ -185,7 +183,7 @@ table.round(4)
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
 for epoch in ladder:
-    tensors = ours[f"retraining/base..epochs-{epoch}"]["stats"]["tensors"]
+    tensors = entries["pairs"][f"retraining/base..epochs-{epoch}"]["stats"]["tensors"]
     weights = {k: v["rel_l2"] for k, v in tensors.items() if k.endswith("weight")}
     ax.plot(list(weights), list(weights.values()), marker="o", label=f"+{epoch} epochs")
 ax.set_yscale("log")

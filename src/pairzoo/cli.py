@@ -8,30 +8,11 @@ import sys
 from pathlib import Path
 
 from pairzoo import manifest
+from pairzoo.catalog import pair_rows
 from pairzoo.errors import PairzooError
+from pairzoo.package import package
 from pairzoo.profiles import PROFILES, artifacts_dir
 from pairzoo.validate import validate
-
-
-def pair_rows(entries: dict) -> list[dict]:
-    """One row per pair: ids, relation, base and updated top-1, change statistics."""
-    models = entries["models"]
-    rows = []
-    for pair_id, pair in sorted(entries["pairs"].items()):
-        total = pair["stats"]["total"]
-        rows.append(
-            {
-                "pair": pair_id,
-                "relation": pair["relation"],
-                "structure": "changed" if pair["structure_change"]["changed"] else "same",
-                "base top-1 %": models[pair["base"]]["metrics"].get("top1", {}).get("value"),
-                "updated top-1 %": models[pair["updated"]]["metrics"].get("top1", {}).get("value"),
-                "changed %": 100.0 * total["changed_fraction"],
-                "rel. L2": total["rel_l2"],
-                "max abs Δ": total["max_abs_delta"],
-            }
-        )
-    return rows
 
 
 def _markdown(rows: list[dict]) -> str:
@@ -94,6 +75,12 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _package(args: argparse.Namespace) -> int:
+    archive = package(_folder(args), Path(args.output))
+    print(f"{archive}: written and validated ({archive.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     top = argparse.ArgumentParser(prog="pairzoo", description=__doc__)
@@ -103,11 +90,14 @@ def parser() -> argparse.ArgumentParser:
         ("list", _list, "list models and pairs"),
         ("show", _show, "print one entry as JSON"),
         ("validate", _validate, "check hashes, ONNX files and pair claims"),
+        ("package", _package, "write one .zip with files, manifest, sums, description, cards"),
     ):
         sub = commands.add_parser(name, help=text)
         if name == "show":
             sub.add_argument("id")
         sub.add_argument("dir", nargs="?", help="output folder (default: artifacts/<profile>)")
+        if name == "package":
+            sub.add_argument("-o", "--output", required=True, help="archive to write (.zip)")
         if name == "list":
             sub.add_argument("--markdown", action="store_true", help="pair table in Markdown")
         sub.set_defaults(func=func)

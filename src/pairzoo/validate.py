@@ -13,6 +13,8 @@ from pairzoo import manifest
 from pairzoo.errors import PairzooError
 from pairzoo.stats import structure_change
 
+SUMS = "SHA256SUMS"
+
 
 def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
     with safe_open(str(path), framework="numpy") as handle:
@@ -75,14 +77,32 @@ def _check_pair(pair_id: str, pair: dict, shapes: dict[str, dict]) -> list[str]:
     return []
 
 
+def _check_sums(folder: Path) -> list[str]:
+    sums = folder / SUMS
+    if not sums.is_file():
+        return []
+    problems = []
+    for line in sums.read_text("utf-8").splitlines():
+        digest, _, name = line.partition("  ")
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{path}: listed in {SUMS} but missing")
+        elif manifest.sha256_file(path) != digest:
+            problems.append(f"{path}: sha256 does not match {SUMS}")
+    return problems
+
+
 def validate(folder: Path) -> list[str]:
-    """All problems found in `folder`, one line each; empty when everything checks out."""
+    """All problems found in `folder`, one line each; empty when everything checks out.
+
+    Besides the manifest's claims, a `SHA256SUMS` file (as in a packaged archive) is verified.
+    """
     folder = Path(folder)
     try:
         entries = manifest.load(folder)
     except PairzooError as exc:
         return [str(exc)]
-    problems: list[str] = []
+    problems: list[str] = _check_sums(folder)
     shapes: dict[str, dict] = {}
     for model_id, record in entries["models"].items():
         found, model_shapes = _check_model(folder, model_id, record)
