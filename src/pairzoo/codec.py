@@ -77,7 +77,8 @@ def load_nncodec() -> ModuleType:
     return nnc
 
 
-def _nnc(action: str, call: Callable[[ModuleType], object]) -> object:
+def run_nnc(action: str, call: Callable[[ModuleType], object]) -> object:
+    """Run `call(nnc)`; nncodec's SystemExit and errors become one PairzooError naming `action`."""
     try:
         return call(load_nncodec())
     except (SystemExit, Exception) as exc:  # nncodec exits or asserts on input it cannot handle
@@ -92,6 +93,8 @@ def _prepare(tensors: Tensors) -> dict[str, np.ndarray]:
         if not isinstance(array, np.ndarray) or array.dtype != np.float32:
             kind = getattr(array, "dtype", type(array).__name__)
             raise PairzooError(f"NNC codes float32 arrays only; tensor {name!r} is {kind}")
+        if not np.isfinite(array).all():
+            raise PairzooError(f"tensor {name!r} holds NaN or infinite values: NNC cannot code it")
         prepared[name] = np.ascontiguousarray(array.reshape(array.shape or (1,)))
     return prepared
 
@@ -105,7 +108,7 @@ def encode(
     """
     prepared = _prepare(tensors)
     return bytes(
-        _nnc(
+        run_nnc(
             f"encoding {len(prepared)} tensors at QP {settings.qp}",
             lambda nnc: nnc.compress(
                 prepared,
@@ -132,7 +135,7 @@ def decode(
 
     NNC leaves out tensors that quantise to all zeros; they come back as zeros here.
     """
-    decoded = _nnc(
+    decoded = run_nnc(
         "decoding a bitstream",
         lambda nnc: nnc.decompress(
             bytearray(bitstream), approx_param_base=context, update_base_param=context is not None
