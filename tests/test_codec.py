@@ -103,7 +103,9 @@ def test_bad_input_is_refused_with_the_tensor_named(built_folder):
 
 def test_quantised_baseline_uses_nnc_step(pair):
     settings = codec.NncSettings(-30)
-    coding = codec.delta_quantised(pair.base, pair.updated, settings, "zstd")
+    gzipped, coding = codec.delta_quantised(pair.base, pair.updated, settings)
+    assert (gzipped.method, coding.method) == ("gzip-delta-q", "zstd-delta-q")
+    assert gzipped.reconstruction is coding.reconstruction
     for name, error in _max_error(pair.updated, coding.reconstruction).items():
         assert error <= 0.5 * settings.step(pair.updated[name].shape) + 1e-6, name
     lossless = codec.delta_lossless(pair.base, pair.updated, "gzip")

@@ -273,29 +273,38 @@ def delta_lossless(base: Tensors, updated: Tensors, compressor: str) -> Coding:
     return Coding(f"{compressor}-delta", record, {}, len(payload), reconstruction, enc, dec)
 
 
-def delta_quantised(
-    base: Tensors, updated: Tensors, settings: NncSettings, compressor: str
-) -> Coding:
-    """The delta rounded to NNC's step for `settings` (int32 levels), then a general compressor."""
+def delta_quantised(base: Tensors, updated: Tensors, settings: NncSettings) -> list[Coding]:
+    """The delta rounded to NNC's step for `settings` (int32 levels), through each compressor.
+
+    The codings share one rounding, so their reconstructions are one and the same.
+    """
     matched, _ = split(base, updated)
     names = list(updated)
-    steps = {k: settings.step(updated[k].shape) for k in names}
+    shapes = [updated[k].shape for k in names]
+    steps = [settings.step(shape) for shape in shapes]
     start = time.perf_counter()
     delta = [updated[k] - base[k] if k in matched else updated[k] for k in names]
-    levels = [np.rint(d / steps[k]).astype(np.int32) for k, d in zip(names, delta, strict=True)]
-    payload = COMPRESSORS[compressor](_pack(levels))
-    enc = time.perf_counter() - start
-    start = time.perf_counter()
-    restored = _unpack(
-        DECOMPRESSORS[compressor](payload), [updated[k].shape for k in names], np.int32
+    levels = _pack(
+        [np.rint(d / step).astype(np.int32) for d, step in zip(delta, steps, strict=True)]
     )
+    rounding = time.perf_counter() - start
+    restored = _unpack(levels, shapes, np.int32)
     reconstruction = {}
-    for k, q in zip(names, restored, strict=True):
-        values = (q * steps[k]).astype(np.float32)
+    for k, q, step in zip(names, restored, steps, strict=True):
+        values = (q * step).astype(np.float32)
         reconstruction[k] = base[k] + values if k in matched else values
-    dec = time.perf_counter() - start
-    record = {"qp": settings.qp, "nonweight_qp": settings.nonweight_qp, "level": _level(compressor)}
-    return Coding(f"{compressor}-delta-q", record, {}, len(payload), reconstruction, enc, dec)
+    codings = []
+    for compressor, compress in COMPRESSORS.items():
+        start = time.perf_counter()
+        payload = compress(levels)
+        middle = time.perf_counter()
+        DECOMPRESSORS[compressor](payload)
+        seconds = (rounding + middle - start, time.perf_counter() - middle)
+        record = {"qp": settings.qp, "nonweight_qp": settings.nonweight_qp}
+        record["level"] = _level(compressor)
+        method = f"{compressor}-delta-q"
+        codings.append(Coding(method, record, {}, len(payload), reconstruction, *seconds))
+    return codings
 
 
 def _level(compressor: str) -> int:
