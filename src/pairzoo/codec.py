@@ -158,8 +158,8 @@ def split(base: Tensors, updated: Tensors) -> tuple[list[str], list[str]]:
     return matched, [k for k in updated if k not in matched]
 
 
-def _shapes(tensors: Tensors, names: list[str] | None = None) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(tensors[k].shape) for k in (names if names is not None else tensors)}
+def _shapes(tensors: Tensors) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in tensors.items()}
 
 
 def _timed(func: Callable[[], object]) -> tuple[object, float]:
@@ -188,8 +188,9 @@ def nnc_update(base: Tensors, updated: Tensors, settings: NncSettings) -> Coding
     """The update coded incrementally: the base first, then updated − base as NNC differences.
 
     The base's bitstream sets up the context both sides share (the parent of the update and, with
-    `tca`, the temporal context); the receiver already holds the base, so only the update counts.
-    Tensors without a base counterpart (new or reshaped) are coded whole in a part of their own.
+    `tca`, the temporal context); the receiver already holds the base, so only the update counts
+    in bytes and encoding time (decoding time includes setting up the context from the base's
+    bitstream). Tensors without a base counterpart (new or reshaped) are coded whole, apart.
     """
     matched, new = split(base, updated)
     parts: dict[str, bytes] = {}
