@@ -24,7 +24,10 @@ SMOKE = {
         "ladder": [1, 2],
         "chain_fractions": [1.0],
     },
+    "update_coding": {"qps": [-24, -36, -48]},
 }
+# Recipes that read what others made: those run first, with their smoke parameters, into the folder.
+NEEDS = {"update_coding": ["retraining"]}
 
 
 def _execute(recipe, parameters, tmp_path, name):
@@ -61,11 +64,16 @@ def test_recipe_has_one_parameters_cell_and_is_in_the_book(recipe):
 def test_recipe_runs_under_papermill_and_is_deterministic(recipe, tmp_path):
     folders = [tmp_path / "first", tmp_path / "second"]
     for run, folder in enumerate(folders):
+        for needed in NEEDS.get(recipe.stem, []):
+            params = {**SMOKE[needed], "artifacts": str(folder)}
+            _execute(ROOT / "notebooks" / f"{needed}.py", params, tmp_path, f"{needed}{run}")
         params = {**SMOKE[recipe.stem], "artifacts": str(folder)}
         _execute(recipe, params, tmp_path, f"run{run}")
         assert validate(folder) == []
     first, second = (manifest.load(folder) for folder in folders)
     assert first["pairs"] and first["models"]
+    if recipe.stem == "update_coding":
+        assert set(first["codings"]) == set(first["pairs"])
     assert first == second
 
 
@@ -81,3 +89,18 @@ def test_retraining_runs_as_plain_python(tmp_path):
     assert relations == {"more-data", "more-epochs", "other-hyperparameters"}
     chain = entries["pairs"]["retraining/chain-1..chain-2"]
     assert chain["base"] == "retraining/chain-1" and not chain["structure_change"]["changed"]
+
+
+def test_update_coding_without_pairs_says_so(tmp_path):
+    env = {**os.environ, "PAIRZOO_ARTIFACTS": str(tmp_path), "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, "notebooks/update_coding.py"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=600,
+        capture_output=True,
+        text=True,
+    )
+    assert "No pairs in" in done.stdout and "run a model recipe" in done.stdout
+    assert not (tmp_path / "ci" / "manifest.json").exists()

@@ -68,9 +68,11 @@ def _validate(args: argparse.Namespace) -> int:
         return 1
     entries = manifest.load(folder)
     files = sum(len(m["files"]) for m in entries["models"].values())
+    samples = sum(len(c["samples"]) for c in entries.get("codings", {}).values())
+    decoded = f", {samples} compressed samples decoded" if samples else ""
     print(
         f"{folder}: OK ({len(entries['models'])} models, {len(entries['pairs'])} pairs, "
-        f"{files} files verified)"
+        f"{files} files verified{decoded})"
     )
     return 0
 
@@ -89,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
     for name, func, text in (
         ("list", _list, "list models and pairs"),
         ("show", _show, "print one entry as JSON"),
-        ("validate", _validate, "check hashes, ONNX files and pair claims"),
+        ("validate", _validate, "check hashes, ONNX files, pair claims, compressed samples"),
         ("package", _package, "write one .zip with files, manifest, sums, description, cards"),
     ):
         sub = commands.add_parser(name, help=text)

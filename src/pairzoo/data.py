@@ -140,6 +140,17 @@ def load_dataset(profile: str) -> ImageData:
     return load_cifar10(data_dir("cifar10", CIFAR10_LAYOUT))
 
 
+def load_by_id(dataset_id: str) -> ImageData:
+    """A dataset by its manifest id (CIFAR-10 read from $PAIRZOO_DATA)."""
+    loaders = {
+        DIGITS.id: load_digits,
+        CIFAR10.id: lambda: load_cifar10(data_dir("cifar10", CIFAR10_LAYOUT)),
+    }
+    if dataset_id not in loaders:
+        raise PairzooError(f"no loader for dataset {dataset_id!r}: known are {sorted(loaders)}")
+    return loaders[dataset_id]()
+
+
 def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Sorted indices of a class-stratified `fraction` of `labels`.
 

@@ -1,4 +1,4 @@
-"""Check an output folder: manifest schema, file hashes, ONNX loading, and each pair's claims."""
+"""Check an output folder: schema, file hashes, ONNX loading, pair claims, compressed samples."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import onnxruntime as ort
 from safetensors import safe_open
 
 from pairzoo import manifest
+from pairzoo.coded_samples import check_codings
 from pairzoo.errors import PairzooError
 from pairzoo.stats import structure_change
 
@@ -118,4 +119,11 @@ def validate(folder: Path) -> list[str]:
                 problems.append(f"model {model_id}: metric {metric!r} undefined")
     for pair_id, pair in entries["pairs"].items():
         problems += _check_pair(pair_id, pair, shapes)
+    if entries.get("codings"):
+        unreadable = {
+            pair_id
+            for pair_id, pair in entries["pairs"].items()
+            if pair["base"] not in shapes or pair["updated"] not in shapes
+        }
+        problems += check_codings(folder, entries, unreadable)
     return problems

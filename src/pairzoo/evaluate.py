@@ -1,0 +1,80 @@
+"""A model's metric measured framework-free: ONNX in onnxruntime, with its initializers replaced."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+from pairzoo.data import ImageData
+from pairzoo.errors import PairzooError
+
+PROVIDERS = ["CPUExecutionProvider"]
+
+
+def top1(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy in percent."""
+    return 100.0 * float(np.mean(logits.argmax(1) == labels))
+
+
+SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"top1": top1}
+
+
+class OnnxEvaluator:
+    """Scores an ONNX model on a dataset's test split, optionally with other tensor values.
+
+    Pairzoo's ONNX files keep each framework tensor as an initializer under its framework name.
+    The evaluator turns the float initializers into graph inputs, so decoded tensors are fed to one
+    onnxruntime session by name: no framework is needed to measure them.
+    """
+
+    def __init__(self, onnx_path: Path, data: ImageData, metric: str, batch_size: int = 512):
+        if metric not in SCORES:
+            raise PairzooError(f"no scorer for metric {metric!r}: known are {sorted(SCORES)}")
+        proto = onnx.load(str(onnx_path))
+        graph = proto.graph
+        floats = [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
+        self.defaults = {i.name: numpy_helper.to_array(i) for i in floats}
+        for init in floats:
+            graph.initializer.remove(init)
+            graph.input.append(
+                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            )
+        self.session = ort.InferenceSession(proto.SerializeToString(), providers=PROVIDERS)
+        self.input = self.session.get_inputs()[0]
+        self.score = SCORES[metric]
+        self.batch_size = batch_size
+        self.x, self.y = self._inputs(data), data.y_test
+
+    def _inputs(self, data: ImageData) -> np.ndarray:
+        wanted = tuple(self.input.shape[1:])
+        if wanted == data.x_test.shape[1:]:
+            return data.x_test
+        channels_last = np.ascontiguousarray(data.x_test.transpose(0, 2, 3, 1))
+        if wanted == channels_last.shape[1:]:
+            return channels_last
+        raise PairzooError(f"the ONNX input {wanted} fits neither {data.x_test.shape[1:]} nor NHWC")
+
+    def __call__(self, tensors: Mapping[str, np.ndarray] | None = None) -> float:
+        """The metric of the model, with `tensors` (by initializer name) in place of its own."""
+        tensors = tensors or {}
+        absent = sorted(set(tensors) - set(self.defaults))
+        if absent:
+            raise PairzooError(f"tensors {absent[:5]} are not float initializers of the ONNX graph")
+        feeds = {}
+        for name, default in self.defaults.items():
+            value = np.asarray(tensors.get(name, default), dtype=np.float32)
+            if value.size != default.size:
+                raise PairzooError(
+                    f"tensor {name!r} has {value.size} values, the graph {default.size}"
+                )
+            feeds[name] = value.reshape(default.shape)
+        logits = [
+            self.session.run(None, {**feeds, self.input.name: self.x[i : i + self.batch_size]})[0]
+            for i in range(0, len(self.x), self.batch_size)
+        ]
+        return self.score(np.concatenate(logits), self.y)

@@ -1,0 +1,96 @@
+import shutil
+
+import pytest
+
+from pairzoo import codec, coded_samples, manifest
+from pairzoo.cli import main
+from pairzoo.validate import validate
+
+PAIRS = ("unit/base..updated", "unit/base..wide")
+
+
+@pytest.fixture(scope="module")
+def coded_folder(built_folder, tmp_path_factory):
+    """The built folder with both pairs coded and their samples stored, as update_coding does."""
+    folder = tmp_path_factory.mktemp("coded") / "ci"
+    shutil.copytree(built_folder, folder)
+    entries = manifest.load(folder)
+    codings = {}
+    for pair_id in PAIRS:
+        pair = coded_samples.load_pair(folder, entries, pair_id)
+        chosen = {
+            "full": codec.nnc_full(pair.updated, codec.NncSettings(-30)),
+            "incremental": codec.nnc_update(
+                pair.base, pair.updated, codec.NncSettings(-40, tca=True)
+            ),
+        }
+        codings[pair_id] = coded_samples.record(folder, entries, pair, chosen, "fixed QPs")
+    with manifest.editing(folder, "ci") as current:
+        current["codings"] = codings
+    return folder
+
+
+@pytest.fixture
+def coded_copy(coded_folder, tmp_path):
+    target = tmp_path / "ci"
+    shutil.copytree(coded_folder, target)
+    return target
+
+
+def test_stored_samples_validate(coded_folder, capsys):
+    assert validate(coded_folder) == []
+    assert main(["validate", str(coded_folder)]) == 0
+    assert "4 compressed samples decoded" in capsys.readouterr().out
+    coding = manifest.load(coded_folder)["codings"]["unit/base..wide"]
+    assert set(coding["samples"]["incremental"]["files"]) == {"base", "update", "new"}
+    assert coding["samples"]["incremental"]["settings"]["compress_differences"] is True
+    assert coding["codec"] == "nncodec" and coding["codec_version"] == codec.codec_version()
+
+
+def _flip(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_corrupted_bitstream_is_caught(coded_copy):
+    path = coded_copy / "update_coding" / "unit" / "base..updated" / "incremental" / "update.nnc"
+    _flip(path)
+    problems = validate(coded_copy)
+    assert any("update bitstream" in p and "sha256" in p for p in problems)
+
+    entries = manifest.load(coded_copy)
+    sample = entries["codings"]["unit/base..updated"]["samples"]["incremental"]
+    sample["files"]["update"] = manifest.file_record(path, coded_copy)
+    (coded_copy / "manifest.json").write_text(manifest.dumps(entries))
+    problems = validate(coded_copy)
+    assert any(
+        "unit/base..updated (incremental)" in p
+        and ("does not decode" in p or "decodes to other tensors" in p)
+        for p in problems
+    ), problems
+
+
+def test_recorded_metric_is_checked(coded_copy):
+    entries = manifest.load(coded_copy)
+    entries["codings"]["unit/base..updated"]["samples"]["full"]["value"] += 1.0
+    (coded_copy / "manifest.json").write_text(manifest.dumps(entries))
+    assert any("(full): decoded model scores" in p for p in validate(coded_copy))
+
+
+def test_coding_of_changed_models_is_flagged(coded_copy):
+    entries = manifest.load(coded_copy)
+    entries["codings"]["unit/base..wide"]["base"]["sha256"] = "0" * 64
+    (coded_copy / "manifest.json").write_text(manifest.dumps(entries))
+    problems = validate(coded_copy)
+    assert any("unit/base..wide: the base model's tensors changed since" in p for p in problems)
+
+
+def test_model_recipes_rerunning_keep_the_codings(coded_copy, digits):
+    from pairzoo.publish import PairWriter
+
+    PairWriter("other", "ci", digits, coded_copy)
+    assert set(manifest.load(coded_copy)["codings"]) == set(PAIRS)
+    coded_samples.forget(coded_copy, "ci")
+    assert "codings" not in manifest.load(coded_copy)
+    assert not (coded_copy / "update_coding").exists()
