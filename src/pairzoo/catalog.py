@@ -42,10 +42,11 @@ def model_rows(entries: dict) -> list[dict]:
 
 def pair_rows(entries: dict) -> list[dict]:
     """One row per pair: relation, structure, base and updated metric, change statistics."""
-    models = entries["models"]
+    models, codings = entries["models"], entries.get("codings", {})
     rows = []
     for pair_id, pair in sorted(entries["pairs"].items()):
         total = pair["stats"]["total"]
+        samples = codings.get(pair_id, {}).get("samples", {})
         metric, base_value = primary_metric(models[pair["base"]])
         updated_value = models[pair["updated"]]["metrics"].get(metric, {}).get("value")
         rows.append(
@@ -59,6 +60,8 @@ def pair_rows(entries: dict) -> list[dict]:
                 "changed %": 100.0 * total["changed_fraction"],
                 "rel. L2": total["rel_l2"],
                 "max abs Δ": total["max_abs_delta"],
+                "NNC full B": samples.get("full", {}).get("bytes"),
+                "NNC incremental B": samples.get("incremental", {}).get("bytes"),
             }
         )
     return rows
@@ -77,7 +80,7 @@ def pair_table(entries: dict, recipe: str | None = None) -> pd.DataFrame:
         pairs = {k: v for k, v in entries["pairs"].items() if v["recipe"] == recipe}
         entries = {**entries, "pairs": pairs}
     columns = ["pair", "relation", "structure", "metric", "base", "updated", "changed %",
-               "rel. L2", "max abs Δ"]  # fmt: skip
+               "rel. L2", "max abs Δ", "NNC full B", "NNC incremental B"]  # fmt: skip
     return pd.DataFrame(pair_rows(entries), columns=columns).set_index("pair")
 
 
@@ -235,9 +238,30 @@ def description_md(entries: dict) -> str:
         )
     compressed = [(m, r["compression"]) for m, r in sorted(models.items()) if "compression" in r]
     if compressed:
-        lines += ["", "## Compressed samples", ""]
+        lines += ["", "## Models that are compressed variants", ""]
         lines += [f"- `{m}`: {method}" for m, method in compressed]
+    if entries.get("codings"):
+        lines += ["", "## Compressed samples", "", _codings_text(entries["codings"])]
     return "\n".join(lines) + "\n"
+
+
+def _codings_text(codings: dict) -> str:
+    lines = []
+    for pair_id, coding in sorted(codings.items()):
+        samples = []
+        for name, sample in sorted(coding["samples"].items()):
+            flags = ", ".join(f"{k}={v}" for k, v in sorted(sample["settings"].items()))
+            files = ", ".join(f"`{f['path']}`" for f in sample["files"].values())
+            samples.append(
+                f"{name} ({sample['method']}; {flags}): {sample['bytes']} bytes, "
+                f"{sample['bits_per_parameter']:.3g} bit/parameter, {coding['metric']} "
+                f"{sample['value']:.4g} ({sample['change']:+.2f}); files {files}"
+            )
+        lines.append(
+            f"- `{pair_id}`, coded with {coding['codec']} {coding['codec_version']} at "
+            f'the operating point "{coding["operating_point"]}": ' + "; ".join(samples)
+        )
+    return "\n".join(lines)
 
 
 def model_card(entries: dict, model_id: str) -> str:
