@@ -52,9 +52,9 @@ profile = "ci"  # "ci": digit canvases from scikit-learn's digits; "full": Pasca
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
 canvases = 1000  # ci: number of training canvases
 base_epochs = 10
-detector_steps = 300
+detector_steps = 200
 batch_size = 16
-lr = 2e-3
+lr = 3e-3
 parity_count = 8  # test images checked in onnxruntime (plus one enlarged copy)
 seed = 0
 

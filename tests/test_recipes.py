@@ -22,6 +22,13 @@ SMOKE = {
         "ladder": [1, 2],
         "chain_fractions": [1.0],
     },
+    "detection_backbone": {
+        "canvases": 64,
+        "base_epochs": 1,
+        "detector_steps": 3,
+        "batch_size": 8,
+        "parity_count": 2,
+    },
 }
 
 
