@@ -25,6 +25,13 @@ SMOKE = {
         "chain_fractions": [1.0],
     },
     "update_coding": {"qps": [-24, -36, -48]},
+    "detection_backbone": {
+        "canvases": 64,
+        "base_epochs": 1,
+        "detector_steps": 3,
+        "batch_size": 8,
+        "parity_count": 2,
+    },
 }
 # Recipes that read what others made: those run first, with their smoke parameters, into the folder.
 NEEDS = {"update_coding": ["retraining"]}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,9 @@ from pairzoo.errors import PairzooError
 from pairzoo.timing import timed
 
 OPSET = 18
+DETECTOR_OPSET = 17
 PARITY_TOLERANCE = 1e-4
+BOX_TOLERANCE = 1e-3
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
@@ -32,6 +38,7 @@ class OnnxExport:
     opset: int
     max_abs_diff: float
     exporter: str
+    parity: dict = field(default_factory=dict)
 
 
 def float_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -144,3 +151,131 @@ def onnx_parity(onnx_model: bytes | str | Path, model: nn.Module, x: np.ndarray)
     model.eval()
     theirs = model(torch.from_numpy(x)).numpy()
     return float(np.max(np.abs(ours - theirs)))
+
+
+class DetectorExporter:
+    """Exports torchvision detectors (one CHW image in; boxes, scores, labels out) to ONNX.
+
+    The TorchScript exporter (`dynamo=False`; dynamo fails on NMS) runs without constant folding,
+    so BatchNorm stays unfolded and tensors keep their names. It merges initializers of equal
+    value, so it traces a copy whose tensors are made distinct, then writes the real weights in
+    by name. Height and width are dynamic. Parity in onnxruntime on `images`: same labels,
+    scores within `score_tolerance`, boxes within `box_tolerance` pixels.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        opset: int = DETECTOR_OPSET,
+        score_tolerance: float = PARITY_TOLERANCE,
+        box_tolerance: float = BOX_TOLERANCE,
+    ) -> None:
+        self.images = [np.ascontiguousarray(image, dtype=np.float32) for image in images]
+        self.opset = opset
+        self.score_tolerance = score_tolerance
+        self.box_tolerance = box_tolerance
+        self._key: tuple | None = None
+        self._template: onnx.ModelProto | None = None
+
+    def _trace(self, model: nn.Module) -> onnx.ModelProto:
+        distinct = copy.deepcopy(model).eval()
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for tensor in float_state(distinct).values():
+                tensor.add_(torch.rand(tensor.shape, generator=generator) * 1e-3)
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+            torch.onnx.export(
+                distinct,
+                ([torch.from_numpy(self.images[0])],),
+                buffer,
+                dynamo=False,
+                opset_version=self.opset,
+                do_constant_folding=False,
+                input_names=[INPUT_NAME],
+                output_names=list(DETECTION_OUTPUTS),
+                dynamic_axes={
+                    INPUT_NAME: {1: "height", 2: "width"},
+                    **{name: {0: "detections"} for name in DETECTION_OUTPUTS},
+                },
+            )
+        return onnx.load_from_string(buffer.getvalue())
+
+    def to_proto(self, model: nn.Module) -> onnx.ModelProto:
+        """The detector as an ONNX proto holding its current weights under their names."""
+        model.eval()
+        state = float_state(model)
+        key = (type(model).__qualname__, tuple((k, tuple(v.shape)) for k, v in state.items()))
+        if key != self._key:
+            self._template, self._key = self._trace(model), key
+        proto = onnx.ModelProto()
+        proto.CopyFrom(self._template)
+        initializers = {init.name: init for init in proto.graph.initializer}
+        absent = sorted(set(state) - set(initializers))
+        if absent:
+            raise PairzooError(f"the ONNX graph lacks framework tensors {absent}")
+        for name, tensor in state.items():
+            initializers[name].CopyFrom(numpy_helper.from_array(tensor.numpy(), name))
+        onnx.checker.check_model(proto)
+        return proto
+
+    def export(self, model: nn.Module, path: Path) -> OnnxExport:
+        """Write `model` to `path` (atomically) after checking its detections in onnxruntime."""
+        with timed("export"):
+            proto = self.to_proto(model)
+        with timed("parity"):
+            parity = detection_parity(proto.SerializeToString(), model, self.images)
+        if parity["scores"] > self.score_tolerance or parity["boxes"] > self.box_tolerance:
+            raise PairzooError(
+                f"ONNX parity for {path}: scores differ by {parity['scores']:.2e} "
+                f"(limit {self.score_tolerance:.0e}), boxes by {parity['boxes']:.2e} pixels "
+                f"(limit {self.box_tolerance:.0e})"
+            )
+        with timed("export"), atomic_path(path) as tmp:
+            onnx.save(proto, str(tmp))
+        exporter = (
+            f"torch.onnx TorchScript, dynamo=False, no constant folding (torch {torch.__version__})"
+        )
+        diff = max(parity["scores"], parity["boxes"])
+        return OnnxExport(Path(path), self.opset, diff, exporter, parity)
+
+
+DETECTION_OUTPUTS = ("boxes", "scores", "labels")
+
+
+@torch.no_grad()
+def detection_parity(
+    onnx_model: bytes | str | Path, model: nn.Module, images: Sequence[np.ndarray]
+) -> dict:
+    """Largest score and box differences between onnxruntime and the framework over `images`.
+
+    Each image must give as many detections on both sides, paired one to one with equal labels;
+    detections are paired by nearest score and box, since near-equal scores may swap order.
+    """
+    source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    model.eval()
+    worst = {"boxes": 0.0, "scores": 0.0}
+    for image in images:
+        ours = dict(zip(DETECTION_OUTPUTS, session.run(None, {INPUT_NAME: image}), strict=True))
+        theirs = {k: v.numpy() for k, v in model([torch.from_numpy(image)])[0].items()}
+        if len(ours["labels"]) != len(theirs["labels"]):
+            raise PairzooError(
+                f"ONNX gives {len(ours['labels'])} detections, the framework "
+                f"{len(theirs['labels'])}, on a {image.shape} image"
+            )
+        score_gap = np.abs(theirs["scores"][:, None] - ours["scores"][None, :])
+        box_gap = np.abs(theirs["boxes"][:, None, :] - ours["boxes"][None, :, :]).max(-1, initial=0)
+        cost = np.where(theirs["labels"][:, None] == ours["labels"][None, :], 0.0, np.inf)
+        cost = cost + score_gap + box_gap
+        free = np.ones(len(ours["labels"]), dtype=bool)
+        for row in range(len(theirs["labels"])):
+            column = int(np.argmin(np.where(free, cost[row], np.inf)))
+            if not np.isfinite(cost[row, column]):
+                raise PairzooError(f"ONNX and framework labels differ on a {image.shape} image")
+            free[column] = False
+            worst["scores"] = max(worst["scores"], float(score_gap[row, column]))
+            worst["boxes"] = max(worst["boxes"], float(box_gap[row, column]))
+    sizes = sorted({tuple(image.shape[1:]) for image in images})
+    return {**worst, "images": len(images), "sizes": [list(size) for size in sizes]}

@@ -13,12 +13,19 @@ from torch import nn
 from pairzoo import manifest
 from pairzoo.atomic import write_text
 from pairzoo.data import ImageData
+from pairzoo.detection_data import DetectionData
 from pairzoo.errors import PairzooError
-from pairzoo.export import OnnxExport, OnnxExporter, load_tensors, save_safetensors
+from pairzoo.export import (
+    DetectorExporter,
+    OnnxExport,
+    OnnxExporter,
+    load_tensors,
+    save_safetensors,
+)
 from pairzoo.metrics import METRICS
 from pairzoo.models import count_parameters
 from pairzoo.profiles import artifacts_dir
-from pairzoo.stats import PairStats, pair_stats
+from pairzoo.stats import PairStats, pair_stats, renamed, reuse_record
 from pairzoo.timing import SECONDS, timed
 from pairzoo.train import TrainConfig
 
@@ -99,11 +106,16 @@ class PairWriter:
         description: str = "",
         classes: Sequence[str] | None = None,
         extra: dict | None = None,
+        data: ImageData | DetectionData | None = None,
+        exporter: OnnxExporter | DetectorExporter | None = None,
     ) -> dict:
-        """Save a PyTorch `model` as safetensors and parity-checked ONNX, and record it."""
+        """Save a PyTorch `model` as safetensors and parity-checked ONNX, and record it.
+
+        `data` and `exporter` default to the writer's (a classifier set and its exporter).
+        """
         stem = self.path_stem(name)
         weights = save_safetensors(model, stem.with_suffix(".safetensors"), {"model": stem.name})
-        onnx_file = self.exporter.export(model, stem.with_suffix(".onnx"))
+        onnx_file = (exporter or self.exporter).export(model, stem.with_suffix(".onnx"))
         return self.record_model(
             name,
             ModelFiles(onnx_file, weights),
@@ -116,6 +128,7 @@ class PairWriter:
             description=description,
             classes=classes,
             extra=extra,
+            data=data,
         )
 
     def record_model(
@@ -132,17 +145,20 @@ class PairWriter:
         description: str = "",
         classes: Sequence[str] | None = None,
         extra: dict | None = None,
+        data: ImageData | DetectionData | None = None,
     ) -> dict:
         """Enter a model whose files are already written (any framework); return its record.
 
-        `extra` adds fields to the record (for example a `compression` block).
+        `extra` adds fields to the record (for example a `compression` block); `data` is the
+        model's training and test set when it is not the writer's.
         """
+        data = data or self.data
         unknown = set(metrics) - set(METRICS)
         if unknown:
             raise PairzooError(
                 f"undefined metrics {sorted(unknown)}: define them in pairzoo.metrics"
             )
-        split = {"dataset": self.data.info.id, "split": "test"}
+        split = {"dataset": data.info.id, "split": "test"}
         config = training.config
         paths = {"onnx": files.onnx.path, "safetensors": files.safetensors, **files.others}
         record = {
@@ -152,8 +168,8 @@ class PairWriter:
             "framework_version": framework_version,
             "architecture": architecture,
             "parameters": parameters,
-            "input_shape": list(self.data.input_shape),
-            "classes": list(classes if classes is not None else self.data.classes),
+            "input_shape": list(data.input_shape),
+            "classes": list(classes if classes is not None else data.classes),
             "files": {
                 kind: manifest.file_record(path, self.folder) for kind, path in paths.items()
             },
@@ -161,9 +177,10 @@ class PairWriter:
                 "opset": files.onnx.opset,
                 "exporter": files.onnx.exporter,
                 "max_abs_diff": files.onnx.max_abs_diff,
+                **({"parity": files.onnx.parity} if files.onnx.parity else {}),
             },
             "training": {
-                "dataset": self.data.info.id,
+                "dataset": data.info.id,
                 "split": "train",
                 "subset": {
                     "fraction": training.fraction,
@@ -179,6 +196,7 @@ class PairWriter:
             **(extra or {}),
         }
         with manifest.editing(self.folder, self.profile) as entries:
+            entries["datasets"][data.info.id] = data.info.record(data.sizes)
             entries["models"][self.model_id(name)] = record
         return record
 
@@ -190,8 +208,13 @@ class PairWriter:
         *,
         series: str | None = None,
         description: str = "",
+        tensor_map: Mapping[str, str] | None = None,
     ) -> PairStats:
-        """Record the pair base → updated with its change statistics, read from the saved files."""
+        """Record the pair base → updated with its change statistics, read from the saved files.
+
+        `tensor_map` (updated name → base name) pairs base tensors the updated model holds under
+        other names; the pair then records it and which tensors are copied, changed or new.
+        """
         if relation not in manifest.RELATIONS:
             raise PairzooError(
                 f"unknown relation {relation!r}: choose one of {list(manifest.RELATIONS)}"
@@ -208,7 +231,16 @@ class PairWriter:
                 )
                 for model_id in (base_id, updated_id)
             }
-            stats = pair_stats(tensors[base_id], tensors[updated_id])
+            base_tensors, updated_tensors = tensors[base_id], tensors[updated_id]
+            reuse = {}
+            if tensor_map is not None:
+                _check_map(tensor_map, base_tensors, updated_tensors)
+                reuse = {
+                    "tensor_map": dict(sorted(tensor_map.items())),
+                    "reuse": reuse_record(base_tensors, updated_tensors, tensor_map),
+                }
+                base_tensors = renamed(base_tensors, tensor_map)
+            stats = pair_stats(base_tensors, updated_tensors)
         pair_id = f"{self.recipe}/{base_id.split('/')[-1]}..{updated_id.split('/')[-1]}"
         with manifest.editing(self.folder, self.profile) as entries:
             entries["pairs"][pair_id] = {
@@ -221,6 +253,7 @@ class PairWriter:
                 "description": description,
                 "structure_change": stats.structure.record(),
                 "stats": stats.record(),
+                **reuse,
             }
         return stats
 
@@ -229,3 +262,12 @@ class PairWriter:
         seconds = {k: round(v, 3) for k, v in sorted(SECONDS.items())}
         write_text(self.folder / "timings" / f"{self.recipe}.json", json.dumps(seconds, indent=2))
         return seconds
+
+
+def _check_map(
+    tensor_map: Mapping[str, str], base: Mapping[str, object], updated: Mapping[str, object]
+) -> None:
+    unknown = sorted({u for u in tensor_map if u not in updated})
+    unknown += sorted({b for b in tensor_map.values() if b not in base})
+    if unknown:
+        raise PairzooError(f"tensor map names tensors the models do not hold: {unknown[:5]}")

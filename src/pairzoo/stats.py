@@ -112,3 +112,39 @@ def pair_stats(base: Mapping[str, np.ndarray], updated: Mapping[str, np.ndarray]
     tensors = {name: TensorChange.between(base[name], updated[name]) for name in matched}
     total = TensorChange.combine(list(tensors.values()))
     return PairStats(tensors, total, structure)
+
+
+def renamed(base: Mapping[str, object], tensor_map: Mapping[str, str]) -> dict[str, object]:
+    """`base` under the updated model's names: `tensor_map` maps updated name → base name.
+
+    Base tensors the map does not name keep their own names.
+    """
+    mapped = set(tensor_map.values())
+    return {
+        **{name: value for name, value in base.items() if name not in mapped},
+        **{updated: base[name] for updated, name in tensor_map.items()},
+    }
+
+
+def _group(names: list[str], tensors: Mapping[str, np.ndarray]) -> dict:
+    return {"tensors": sorted(names), "numel": sum(int(tensors[name].size) for name in names)}
+
+
+def reuse_record(
+    base: Mapping[str, np.ndarray],
+    updated: Mapping[str, np.ndarray],
+    tensor_map: Mapping[str, str],
+) -> dict:
+    """Group tensors as copied unchanged, changed or new (updated side) and dropped (base side).
+
+    `tensor_map` maps updated name → base name; each group lists its tensors and their values.
+    """
+    copied = [u for u, b in tensor_map.items() if np.array_equal(updated[u], base[b])]
+    changed = [u for u in tensor_map if u not in set(copied)]
+    mapped = set(tensor_map.values())
+    return {
+        "copied": _group(copied, updated),
+        "changed": _group(changed, updated),
+        "new": _group([u for u in updated if u not in tensor_map], updated),
+        "dropped": _group([b for b in base if b not in mapped], base),
+    }

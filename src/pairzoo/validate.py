@@ -12,7 +12,7 @@ from safetensors import safe_open
 from pairzoo import manifest
 from pairzoo.coded_samples import check_codings
 from pairzoo.errors import PairzooError
-from pairzoo.stats import structure_change
+from pairzoo.stats import renamed, structure_change
 
 SUMS = "SHA256SUMS"
 
@@ -67,7 +67,13 @@ def _check_pair(pair_id: str, pair: dict, shapes: dict[str, dict]) -> list[str]:
     missing = [m for m in (base, updated) if m not in shapes]
     if missing:
         return [f"pair {pair_id}: model(s) {missing} unknown or unreadable"]
-    actual = structure_change(shapes[base], shapes[updated]).record()
+    base_shapes = shapes[base]
+    if "tensor_map" in pair:
+        problems = _check_reuse(pair_id, pair, base_shapes, shapes[updated])
+        if problems:
+            return problems
+        base_shapes = renamed(base_shapes, pair["tensor_map"])
+    actual = structure_change(base_shapes, shapes[updated]).record()
     claimed = pair["structure_change"]
     if actual != claimed:
         fields = [k for k in actual if actual[k] != claimed.get(k)]
@@ -91,6 +97,35 @@ def _check_sums(folder: Path) -> list[str]:
         elif manifest.sha256_file(path) != digest:
             problems.append(f"{path}: sha256 does not match {SUMS}")
     return problems
+
+
+def _check_reuse(pair_id: str, pair: dict, base: dict, updated: dict) -> list[str]:
+    """The tensor map names tensors the files hold, and the reuse groups partition both sides."""
+    tensor_map = pair["tensor_map"]
+    unknown = sorted({u for u in tensor_map if u not in updated})
+    unknown += sorted({b for b in tensor_map.values() if b not in base})
+    if unknown:
+        return [f"pair {pair_id}: tensor map names tensors the files lack: {unknown[:5]}"]
+    reuse = pair.get("reuse")
+    if reuse is None:
+        return [f"pair {pair_id}: a tensor map without its reuse record"]
+    mapped = set(tensor_map.values())
+    expected = {
+        "mapped": set(tensor_map),
+        "new": {u for u in updated if u not in tensor_map},
+        "dropped": {b for b in base if b not in mapped},
+    }
+    claimed = {
+        "mapped": set(reuse["copied"]["tensors"]) | set(reuse["changed"]["tensors"]),
+        "new": set(reuse["new"]["tensors"]),
+        "dropped": set(reuse["dropped"]["tensors"]),
+    }
+    wrong = [group for group in expected if expected[group] != claimed[group]]
+    if set(reuse["copied"]["tensors"]) & set(reuse["changed"]["tensors"]):
+        wrong.append("copied and changed overlap")
+    if wrong:
+        return [f"pair {pair_id}: reuse groups do not match the files ({', '.join(wrong)})"]
+    return []
 
 
 def validate(folder: Path) -> list[str]:
