@@ -32,6 +32,7 @@ class OnnxExport:
     opset: int
     max_abs_diff: float
     exporter: str
+    initializer_names: str = "framework"  # "framework": every framework tensor by its name
 
 
 def float_state(model: nn.Module) -> dict[str, torch.Tensor]:

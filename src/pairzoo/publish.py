@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,7 +19,7 @@ from pairzoo.export import OnnxExport, OnnxExporter, load_tensors, save_safetens
 from pairzoo.metrics import METRICS
 from pairzoo.models import count_parameters
 from pairzoo.profiles import artifacts_dir
-from pairzoo.stats import PairStats, pair_stats
+from pairzoo.stats import PairStats, pair_stats, slice_change, slice_problem
 from pairzoo.timing import SECONDS, timed
 from pairzoo.train import TrainConfig
 
@@ -37,6 +38,16 @@ class Training:
     size: int
     subset_seed: int
     initialised_from: str | None = None
+    classes: Sequence[str] | None = None  # the classes whose images it saw, where not all
+
+
+@dataclass(frozen=True)
+class PairMeasurement:
+    """A metric measured on both models of a pair, on the test images of `classes`."""
+
+    base: float
+    updated: float
+    classes: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,7 @@ class PairWriter:
         description: str = "",
         classes: Sequence[str] | None = None,
         extra: dict | None = None,
+        test_classes: Sequence[str] | None = None,
     ) -> dict:
         """Save a PyTorch `model` as safetensors and parity-checked ONNX, and record it."""
         stem = self.path_stem(name)
@@ -116,6 +128,7 @@ class PairWriter:
             description=description,
             classes=classes,
             extra=extra,
+            test_classes=test_classes,
         )
 
     def record_model(
@@ -132,17 +145,21 @@ class PairWriter:
         description: str = "",
         classes: Sequence[str] | None = None,
         extra: dict | None = None,
+        test_classes: Sequence[str] | None = None,
     ) -> dict:
         """Enter a model whose files are already written (any framework); return its record.
 
-        `extra` adds fields to the record (for example a `compression` block).
+        `extra` adds fields to the record (for example a `compression` block); `test_classes`
+        names the classes whose test images the metrics were measured on, where not all.
         """
         unknown = set(metrics) - set(METRICS)
         if unknown:
             raise PairzooError(
                 f"undefined metrics {sorted(unknown)}: define them in pairzoo.metrics"
             )
-        split = {"dataset": self.data.info.id, "split": "test"}
+        split: dict = {"dataset": self.data.info.id, "split": "test"}
+        if test_classes is not None:
+            split["classes"] = list(test_classes)
         config = training.config
         paths = {"onnx": files.onnx.path, "safetensors": files.safetensors, **files.others}
         record = {
@@ -161,6 +178,7 @@ class PairWriter:
                 "opset": files.onnx.opset,
                 "exporter": files.onnx.exporter,
                 "max_abs_diff": files.onnx.max_abs_diff,
+                "initializer_names": files.onnx.initializer_names,
             },
             "training": {
                 "dataset": self.data.info.id,
@@ -173,6 +191,7 @@ class PairWriter:
                 "initialised_from": training.initialised_from
                 and self.model_id(training.initialised_from),
                 "config": config.record() if isinstance(config, TrainConfig) else dict(config),
+                **({"classes": list(training.classes)} if training.classes is not None else {}),
             },
             "metrics": {k: {"value": v, **split} for k, v in metrics.items()},
             "licence": LICENCE,
@@ -190,8 +209,15 @@ class PairWriter:
         *,
         series: str | None = None,
         description: str = "",
+        correspondence: Mapping[str, Sequence[Sequence[int]]] | None = None,
+        metrics: Mapping[str, PairMeasurement] | None = None,
     ) -> PairStats:
-        """Record the pair base → updated with its change statistics, read from the saved files."""
+        """Record the pair base → updated with its change statistics, read from the saved files.
+
+        `correspondence` maps a reshaped tensor to the block of the updated tensor ([start, stop)
+        per axis) that continues the base tensor; its change statistics are recorded with it.
+        `metrics` are measured on both models, e.g. accuracy on the classes the base knew.
+        """
         if relation not in manifest.RELATIONS:
             raise PairzooError(
                 f"unknown relation {relation!r}: choose one of {list(manifest.RELATIONS)}"
@@ -209,6 +235,24 @@ class PairWriter:
                 for model_id in (base_id, updated_id)
             }
             stats = pair_stats(tensors[base_id], tensors[updated_id])
+            blocks = self._correspondence(
+                stats, tensors[base_id], tensors[updated_id], correspondence
+            )
+        unknown = set(metrics or {}) - set(METRICS)
+        if unknown:
+            raise PairzooError(
+                f"undefined metrics {sorted(unknown)}: define them in pairzoo.metrics"
+            )
+        measured = {
+            name: {
+                "base": m.base,
+                "updated": m.updated,
+                "dataset": self.data.info.id,
+                "split": "test",
+                "classes": list(m.classes),
+            }
+            for name, m in (metrics or {}).items()
+        }
         pair_id = f"{self.recipe}/{base_id.split('/')[-1]}..{updated_id.split('/')[-1]}"
         with manifest.editing(self.folder, self.profile) as entries:
             entries["pairs"][pair_id] = {
@@ -221,8 +265,30 @@ class PairWriter:
                 "description": description,
                 "structure_change": stats.structure.record(),
                 "stats": stats.record(),
+                **({"correspondence": blocks} if blocks else {}),
+                **({"metrics": measured} if measured else {}),
             }
         return stats
+
+    @staticmethod
+    def _correspondence(
+        stats: PairStats,
+        base: Mapping[str, np.ndarray],
+        updated: Mapping[str, np.ndarray],
+        correspondence: Mapping[str, Sequence[Sequence[int]]] | None,
+    ) -> dict:
+        blocks = {}
+        for name, slices in (correspondence or {}).items():
+            if name not in stats.structure.reshaped:
+                raise PairzooError(f"correspondence names {name!r}, which is not reshaped")
+            problem = slice_problem(base[name].shape, updated[name].shape, slices)
+            if problem:
+                raise PairzooError(f"correspondence of {name}: {problem}")
+            blocks[name] = {
+                "slices": [[int(a), int(b)] for a, b in slices],
+                "change": asdict(slice_change(base[name], updated[name], slices)),
+            }
+        return blocks
 
     def finish(self) -> dict[str, float]:
         """Write this process's time per activity to timings/<recipe>.json and return it."""
