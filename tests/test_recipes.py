@@ -22,6 +22,8 @@ SMOKE = {
         "ladder": [1, 2],
         "chain_fractions": [1.0],
     },
+    "transfer_classes": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
+    "keras_transfer": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
 }
 
 
