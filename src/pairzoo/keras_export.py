@@ -6,6 +6,10 @@ them.
 
 from __future__ import annotations
 
+import json
+import re
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +28,8 @@ from pairzoo.timing import timed
 if TYPE_CHECKING:
     import keras
 
+GENERATED_NAME = re.compile(r"^(.*)__\d+$")
+
 
 def keras_state(model: keras.Model) -> dict[str, np.ndarray]:
     """Every weight (BatchNorm's moving statistics too) by its Keras path, e.g. `head/kernel`."""
@@ -31,6 +37,75 @@ def keras_state(model: keras.Model) -> dict[str, np.ndarray]:
     if len(state) != len(model.weights):
         raise PairzooError(f"{model.name} has weights sharing one path; name its layers uniquely")
     return state
+
+
+def _renumber_shared_objects(config: object, ids: dict[int, int]) -> object:
+    """Keras names objects shared between layers by their memory address: number them in order."""
+    if isinstance(config, dict):
+        return {
+            key: ids.setdefault(value, len(ids))
+            if key == "shared_object_id"
+            else _renumber_shared_objects(value, ids)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [_renumber_shared_objects(value, ids) for value in config]
+    return config
+
+
+def save_keras_file(model: keras.Model, path: Path) -> Path:
+    """Write the `.keras` file byte-reproducibly (atomically).
+
+    No save date, fixed zip times, and shared objects numbered in order instead of by address.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        raw = Path(folder) / "model.keras"
+        model.save(raw)
+        with (
+            zipfile.ZipFile(raw) as source,
+            atomic_path(path) as tmp,
+            zipfile.ZipFile(tmp, "w") as target,
+        ):
+            for entry in source.infolist():
+                data = source.read(entry)
+                if entry.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata).encode()
+                if entry.filename == "config.json":
+                    data = json.dumps(_renumber_shared_objects(json.loads(data), {})).encode()
+                fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                fixed.compress_type = entry.compress_type
+                target.writestr(fixed, data)
+    return path
+
+
+def _renumber_generated_names(graph: onnx.GraphProto) -> None:
+    """Renumber tf2onnx's made-up names (`new_shape__29`) in graph order.
+
+    tf2onnx counts them process-wide, in an order that varies between runs; one model, one file.
+    """
+    seen = [init.name for init in graph.initializer]
+    for node in graph.node:
+        seen += [node.name, *node.input, *node.output]
+    taken = {name for name in seen if not GENERATED_NAME.match(name)}
+    renamed: dict[str, str] = {}
+    for name in seen:
+        match = GENERATED_NAME.match(name)
+        if match and name not in renamed:
+            number = len(renamed)
+            while f"{match[1]}__{number}" in taken:
+                number += 1
+            renamed[name] = f"{match[1]}__{number}"
+            taken.add(renamed[name])
+    for init in graph.initializer:
+        init.name = renamed.get(init.name, init.name)
+    for node in graph.node:
+        node.name = renamed.get(node.name, node.name)
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+    for info in [*graph.value_info, *graph.input, *graph.output]:
+        info.name = renamed.get(info.name, info.name)
 
 
 def keras_to_onnx(model: keras.Model, opset: int = OPSET) -> onnx.ModelProto:
@@ -51,6 +126,7 @@ def keras_to_onnx(model: keras.Model, opset: int = OPSET) -> onnx.ModelProto:
     for node in proto.graph.node:
         node.output[:] = [OUTPUT_NAME if name == old else name for name in node.output]
     proto.graph.output[0].name = OUTPUT_NAME
+    _renumber_generated_names(proto.graph)
     onnx.checker.check_model(proto)
     return proto
 
@@ -78,8 +154,7 @@ def save_keras(
     if diff > tolerance:
         raise PairzooError(f"ONNX parity {diff:.2e} exceeds {tolerance:.0e} for {stem}.onnx")
     with timed("export"):
-        with atomic_path(stem.with_suffix(".keras"), suffix=".tmp.keras") as tmp:
-            model.save(tmp)
+        save_keras_file(model, stem.with_suffix(".keras"))
         with atomic_path(stem.with_suffix(".safetensors")) as tmp:
             save_file(keras_state(model), str(tmp), metadata={"model": stem.name})
         with atomic_path(stem.with_suffix(".onnx")) as tmp:
