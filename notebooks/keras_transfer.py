@@ -198,6 +198,8 @@ structure_table(entries)
 #
 # `top1` is each model on its own task's test classes; `top1-known-classes` is base and update on
 # the classes the base knew and the update kept in the same slots (base minus updated: forgetting).
+# The change statistics cover the tensors of equal shape: for `add-head` that is everything but the
+# head, hence zero; the head's change is in the figure below and in the manifest's `correspondence`.
 
 # %%
 pair_table(entries).round(4)
