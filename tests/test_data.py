@@ -85,3 +85,19 @@ def test_stratified_subsets_are_nested_and_balanced(digits):
     assert len(stratified_subset(digits.y_train, 1.0, 5)) == len(digits.y_train)
     with pytest.raises(PairzooError, match="fraction"):
         stratified_subset(digits.y_train, 0.0, 0)
+
+
+def test_select_classes_keeps_their_images_and_relabels_by_slot(digits):
+    from pairzoo.data import select_classes
+
+    task = select_classes(digits, [3, 9, 0])
+    assert task.classes == ("3", "9", "0")
+    assert set(task.y_train) == {0, 1, 2} and set(task.y_test) == {0, 1, 2}
+    assert len(task.y_test) == sum(np.isin(digits.y_test, [3, 9, 0]))
+    nines = digits.x_test[digits.y_test == 9]
+    np.testing.assert_array_equal(task.x_test[task.y_test == 1], nines)
+    assert task.info == digits.info
+    with pytest.raises(PairzooError, match="not in sklearn-digits"):
+        select_classes(digits, [0, 10])
+    with pytest.raises(PairzooError, match="distinct"):
+        select_classes(digits, [1, 1])

@@ -32,6 +32,8 @@ SMOKE = {
         "batch_size": 8,
         "parity_count": 2,
     },
+    "transfer_classes": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
+    "keras_transfer": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
 }
 # Recipes that read what others made: those run first, with their smoke parameters, into the folder.
 NEEDS = {"update_coding": ["retraining"]}

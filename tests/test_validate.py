@@ -54,3 +54,23 @@ def test_cli_reports_user_errors(tmp_path, built_folder, capsys):
     assert main(["show", "unit/base..updated", str(built_folder)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["relation"] == "more-data"
+
+
+def test_onnx_without_framework_names_is_caught_unless_declared(folder_copy):
+    import onnx
+
+    path = folder_copy / "unit" / "base.onnx"
+    proto = onnx.load(str(path))
+    old = proto.graph.initializer[0].name
+    for node in proto.graph.node:
+        node.input[:] = ["renamed" if name == old else name for name in node.input]
+    proto.graph.initializer[0].name = "renamed"
+    onnx.save(proto, str(path))
+    entries = manifest.load(folder_copy)
+    record = entries["models"]["unit/base"]
+    record["files"]["onnx"] = manifest.file_record(path, folder_copy)
+    (folder_copy / "manifest.json").write_text(manifest.dumps(entries))
+    assert any("framework tensors not initializers" in p for p in validate(folder_copy))
+    record["onnx"]["initializer_names"] = "exporter"
+    (folder_copy / "manifest.json").write_text(manifest.dumps(entries))
+    assert validate(folder_copy) == []

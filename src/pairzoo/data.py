@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,29 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
         members = rng.permutation(np.flatnonzero(labels == label))
         chosen.append(members[: max(1, round(fraction * len(members)))])
     return np.sort(np.concatenate(chosen))
+
+
+def select_classes(data: ImageData, classes: Sequence[int]) -> ImageData:
+    """The images of `classes` only, each labelled by its class's position in `classes` (its slot).
+
+    `classes` index `data.classes`; `select_classes(digits, [0, 1, 9])` relabels digit 9 as 2.
+    """
+    chosen = list(classes)
+    if not chosen or len(set(chosen)) != len(chosen):
+        raise PairzooError(f"choose distinct classes, got {chosen}")
+    unknown = [c for c in chosen if not 0 <= c < len(data.classes)]
+    if unknown:
+        raise PairzooError(f"classes {unknown} not in {data.info.id} (0…{len(data.classes) - 1})")
+    slot = np.full(len(data.classes), -1, dtype=np.int64)
+    slot[chosen] = np.arange(len(chosen))
+
+    def keep(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = slot[y] >= 0
+        return x[mask], slot[y[mask]]
+
+    x_train, y_train = keep(data.x_train, data.y_train)
+    x_test, y_test = keep(data.x_test, data.y_test)
+    names = tuple(data.classes[c] for c in chosen)
+    return replace(
+        data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, classes=names
+    )

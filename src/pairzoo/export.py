@@ -39,6 +39,7 @@ class OnnxExport:
     max_abs_diff: float
     exporter: str
     parity: dict = field(default_factory=dict)
+    initializer_names: str = "framework"  # "framework": every framework tensor by its name
 
 
 def float_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -3,7 +3,16 @@
 METRICS = {
     "top1": {
         "name": "top-1 accuracy",
-        "definition": "share of test images whose highest-scoring class is the true class",
+        "definition": "share of test images whose highest-scoring class is the true class; "
+        "where a measurement lists `classes`, only test images of those classes count",
+        "unit": "%",
+        "higher_is_better": True,
+    },
+    "top1-known-classes": {
+        "name": "top-1 accuracy on the classes the base knew",
+        "definition": "a pair's measurement: top-1 accuracy of base and of updated model on the "
+        "test images of the classes both predict (the base's classes that the update kept in "
+        "the same output slots); base minus updated is the forgetting",
         "unit": "%",
         "higher_is_better": True,
     },

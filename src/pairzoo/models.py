@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Sequence
 
 import torch
 import torchvision
@@ -54,6 +55,7 @@ ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
     "mobilenet_v2": _mobilenet_v2,
 }
 DEFAULT_ARCHITECTURE = {"ci": "digits-cnn", "full": "resnet18"}
+HEADS = {"digits-cnn": "classifier", "resnet18": "fc", "mobilenet_v2": "classifier.1"}
 
 
 def build_model(architecture: str, num_classes: int, in_channels: int, seed: int) -> nn.Module:
@@ -63,6 +65,34 @@ def build_model(architecture: str, num_classes: int, in_channels: int, seed: int
         raise PairzooError(f"unknown architecture {architecture!r}: choose one of {known}")
     torch.manual_seed(seed)
     return ARCHITECTURES[architecture](num_classes, in_channels)
+
+
+def remap_head(
+    model: nn.Module, architecture: str, sources: Sequence[int | None], seed: int
+) -> nn.Module:
+    """A copy of `model` whose linear head has one output per entry of `sources`.
+
+    Output `i` keeps the old head's row `sources[i]`; a `None` slot gets a fresh row (seeded).
+    """
+    head_name = HEADS.get(architecture)
+    if head_name is None:
+        raise PairzooError(f"no known head for architecture {architecture!r}")
+    model = copy.deepcopy(model)
+    parent_name, _, attribute = head_name.rpartition(".")
+    parent = model.get_submodule(parent_name)
+    old = getattr(parent, attribute)
+    bad = [s for s in sources if s is not None and not 0 <= s < old.out_features]
+    if bad:
+        raise PairzooError(f"head rows {bad} do not exist (the head has {old.out_features})")
+    torch.manual_seed(seed)
+    new = nn.Linear(old.in_features, len(sources))
+    with torch.no_grad():
+        for row, source in enumerate(sources):
+            if source is not None:
+                new.weight[row] = old.weight[source]
+                new.bias[row] = old.bias[source]
+    setattr(parent, attribute, new)
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,7 +26,14 @@ from pairzoo.export import (
 from pairzoo.metrics import METRICS
 from pairzoo.models import count_parameters
 from pairzoo.profiles import artifacts_dir
-from pairzoo.stats import PairStats, pair_stats, renamed, reuse_record
+from pairzoo.stats import (
+    PairStats,
+    pair_stats,
+    renamed,
+    reuse_record,
+    slice_change,
+    slice_problem,
+)
 from pairzoo.timing import SECONDS, timed
 from pairzoo.train import TrainConfig
 
@@ -44,6 +52,16 @@ class Training:
     size: int
     subset_seed: int
     initialised_from: str | None = None
+    classes: Sequence[str] | None = None  # the classes whose images it saw, where not all
+
+
+@dataclass(frozen=True)
+class PairMeasurement:
+    """A metric measured on both models of a pair, on the test images of `classes`."""
+
+    base: float
+    updated: float
+    classes: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,7 @@ class PairWriter:
         extra: dict | None = None,
         data: ImageData | DetectionData | None = None,
         exporter: OnnxExporter | DetectorExporter | None = None,
+        test_classes: Sequence[str] | None = None,
     ) -> dict:
         """Save a PyTorch `model` as safetensors and parity-checked ONNX, and record it.
 
@@ -129,6 +148,7 @@ class PairWriter:
             classes=classes,
             extra=extra,
             data=data,
+            test_classes=test_classes,
         )
 
     def record_model(
@@ -146,11 +166,13 @@ class PairWriter:
         classes: Sequence[str] | None = None,
         extra: dict | None = None,
         data: ImageData | DetectionData | None = None,
+        test_classes: Sequence[str] | None = None,
     ) -> dict:
         """Enter a model whose files are already written (any framework); return its record.
 
         `extra` adds fields to the record (for example a `compression` block); `data` is the
-        model's training and test set when it is not the writer's.
+        model's training and test set when it is not the writer's; `test_classes` names the
+        classes whose test images the metrics were measured on, where not all.
         """
         data = data or self.data
         unknown = set(metrics) - set(METRICS)
@@ -158,7 +180,9 @@ class PairWriter:
             raise PairzooError(
                 f"undefined metrics {sorted(unknown)}: define them in pairzoo.metrics"
             )
-        split = {"dataset": data.info.id, "split": "test"}
+        split: dict = {"dataset": data.info.id, "split": "test"}
+        if test_classes is not None:
+            split["classes"] = list(test_classes)
         config = training.config
         paths = {"onnx": files.onnx.path, "safetensors": files.safetensors, **files.others}
         record = {
@@ -177,6 +201,7 @@ class PairWriter:
                 "opset": files.onnx.opset,
                 "exporter": files.onnx.exporter,
                 "max_abs_diff": files.onnx.max_abs_diff,
+                "initializer_names": files.onnx.initializer_names,
                 **({"parity": files.onnx.parity} if files.onnx.parity else {}),
             },
             "training": {
@@ -190,6 +215,7 @@ class PairWriter:
                 "initialised_from": training.initialised_from
                 and self.model_id(training.initialised_from),
                 "config": config.record() if isinstance(config, TrainConfig) else dict(config),
+                **({"classes": list(training.classes)} if training.classes is not None else {}),
             },
             "metrics": {k: {"value": v, **split} for k, v in metrics.items()},
             "licence": LICENCE,
@@ -209,11 +235,16 @@ class PairWriter:
         series: str | None = None,
         description: str = "",
         tensor_map: Mapping[str, str] | None = None,
+        correspondence: Mapping[str, Sequence[Sequence[int]]] | None = None,
+        metrics: Mapping[str, PairMeasurement] | None = None,
     ) -> PairStats:
         """Record the pair base → updated with its change statistics, read from the saved files.
 
         `tensor_map` (updated name → base name) pairs base tensors the updated model holds under
         other names; the pair then records it and which tensors are copied, changed or new.
+        `correspondence` maps a reshaped tensor to the block of the updated tensor ([start, stop)
+        per axis) that continues the base tensor; its change statistics are recorded with it.
+        `metrics` are measured on both models, e.g. accuracy on the classes the base knew.
         """
         if relation not in manifest.RELATIONS:
             raise PairzooError(
@@ -241,6 +272,22 @@ class PairWriter:
                 }
                 base_tensors = renamed(base_tensors, tensor_map)
             stats = pair_stats(base_tensors, updated_tensors)
+            blocks = self._correspondence(stats, base_tensors, updated_tensors, correspondence)
+        unknown = set(metrics or {}) - set(METRICS)
+        if unknown:
+            raise PairzooError(
+                f"undefined metrics {sorted(unknown)}: define them in pairzoo.metrics"
+            )
+        measured = {
+            name: {
+                "base": m.base,
+                "updated": m.updated,
+                "dataset": self.data.info.id,
+                "split": "test",
+                "classes": list(m.classes),
+            }
+            for name, m in (metrics or {}).items()
+        }
         pair_id = f"{self.recipe}/{base_id.split('/')[-1]}..{updated_id.split('/')[-1]}"
         with manifest.editing(self.folder, self.profile) as entries:
             entries["pairs"][pair_id] = {
@@ -254,8 +301,30 @@ class PairWriter:
                 "structure_change": stats.structure.record(),
                 "stats": stats.record(),
                 **reuse,
+                **({"correspondence": blocks} if blocks else {}),
+                **({"metrics": measured} if measured else {}),
             }
         return stats
+
+    @staticmethod
+    def _correspondence(
+        stats: PairStats,
+        base: Mapping[str, np.ndarray],
+        updated: Mapping[str, np.ndarray],
+        correspondence: Mapping[str, Sequence[Sequence[int]]] | None,
+    ) -> dict:
+        blocks = {}
+        for name, slices in (correspondence or {}).items():
+            if name not in stats.structure.reshaped:
+                raise PairzooError(f"correspondence names {name!r}, which is not reshaped")
+            problem = slice_problem(base[name].shape, updated[name].shape, slices)
+            if problem:
+                raise PairzooError(f"correspondence of {name}: {problem}")
+            blocks[name] = {
+                "slices": [[int(a), int(b)] for a, b in slices],
+                "change": asdict(slice_change(base[name], updated[name], slices)),
+            }
+        return blocks
 
     def finish(self) -> dict[str, float]:
         """Write this process's time per activity to timings/<recipe>.json and return it."""

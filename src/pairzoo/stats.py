@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -148,3 +148,24 @@ def reuse_record(
         "new": _group([u for u in updated if u not in tensor_map], updated),
         "dropped": _group([b for b in base if b not in mapped], base),
     }
+
+
+def slice_problem(
+    old_shape: Sequence[int], new_shape: Sequence[int], slices: Sequence[Sequence[int]]
+) -> str | None:
+    """Why the block `slices` ([start, stop) per axis) of a new tensor cannot be the old one."""
+    if not len(slices) == len(old_shape) == len(new_shape):
+        return f"{len(slices)} slices for shapes {list(old_shape)} → {list(new_shape)}"
+    for axis, ((start, stop), old, new) in enumerate(
+        zip(slices, old_shape, new_shape, strict=True)
+    ):
+        if not 0 <= start <= stop <= new or stop - start != old:
+            return f"axis {axis}: [{start}, {stop}) does not hold {old} of {new} values"
+    return None
+
+
+def slice_change(
+    base: np.ndarray, updated: np.ndarray, slices: Sequence[Sequence[int]]
+) -> TensorChange:
+    """Statistics of the block `slices` of `updated` against the whole (smaller) `base`."""
+    return TensorChange.between(base, updated[tuple(slice(a, b) for a, b in slices)])

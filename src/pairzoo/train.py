@@ -27,22 +27,39 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     schedule: str = "cosine"
+    trainable: str = ""  # name prefix of the modules to train (e.g. the head); empty: all
 
     def record(self) -> dict:
         """The manifest's view of this configuration."""
         return asdict(self)
 
 
+def _trainable(model: nn.Module, config: TrainConfig) -> list[nn.Parameter]:
+    params = [p for name, p in model.named_parameters() if name.startswith(config.trainable)]
+    if not params:
+        raise PairzooError(f"no parameters start with trainable prefix {config.trainable!r}")
+    return params
+
+
+def _train_mode(model: nn.Module, prefix: str) -> None:
+    """Training mode for the modules under `prefix`; the rest (BatchNorm statistics too) frozen."""
+    model.train()
+    for name, module in model.named_modules():
+        if name and not name.startswith(prefix):
+            module.training = False
+
+
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = _trainable(model, config)
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(),
+            params,
             lr=config.lr,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
     if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     raise PairzooError(f"unknown optimizer {config.optimizer!r}: choose one of {OPTIMIZERS}")
 
 
@@ -65,6 +82,7 @@ def train(
 ) -> list[float]:
     """Train `model` in place with cross-entropy; return the mean loss of each epoch.
 
+    Only modules named with the prefix `config.trainable` learn; the others stay bit-identical.
     `on_epoch(epoch, model)` runs after every epoch (1-based), e.g. to keep snapshots.
     """
     if len(x) == 0:
@@ -75,23 +93,30 @@ def train(
     inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = nn.CrossEntropyLoss()
     losses: list[float] = []
-    for epoch in range(1, config.epochs + 1):
-        with timed("train"):
-            model.train()
-            order = torch.randperm(len(inputs), generator=generator)
-            total = 0.0
-            for start in range(0, len(order), config.batch_size):
-                batch = order[start : start + config.batch_size]
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(inputs[batch]), targets[batch])
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(batch)
-            schedule.step()
-            model.eval()
-            losses.append(total / len(order))
-        if on_epoch is not None:
-            on_epoch(epoch, model)
+    frozen = [p for n, p in model.named_parameters() if not n.startswith(config.trainable)]
+    try:
+        for param in frozen:
+            param.requires_grad_(False)
+        for epoch in range(1, config.epochs + 1):
+            with timed("train"):
+                _train_mode(model, config.trainable)
+                order = torch.randperm(len(inputs), generator=generator)
+                total = 0.0
+                for start in range(0, len(order), config.batch_size):
+                    batch = order[start : start + config.batch_size]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = loss_fn(model(inputs[batch]), targets[batch])
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item() * len(batch)
+                schedule.step()
+                model.eval()
+                losses.append(total / len(order))
+            if on_epoch is not None:
+                on_epoch(epoch, model)
+    finally:
+        for param in frozen:
+            param.requires_grad_(True)
     return losses
 
 

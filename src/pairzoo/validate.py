@@ -12,7 +12,7 @@ from safetensors import safe_open
 from pairzoo import manifest
 from pairzoo.coded_samples import check_codings
 from pairzoo.errors import PairzooError
-from pairzoo.stats import renamed, structure_change
+from pairzoo.stats import renamed, slice_problem, structure_change
 
 SUMS = "SHA256SUMS"
 
@@ -23,6 +23,7 @@ def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 
 def _check_onnx(path: Path, tensor_names: set[str]) -> list[str]:
+    """Load and run the graph; every name of `tensor_names` must be one of its initializers."""
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
@@ -58,7 +59,10 @@ def _check_model(folder: Path, model_id: str, record: dict) -> tuple[list[str], 
     if problems:
         return problems, {}
     shapes = _shapes(folder / record["files"]["safetensors"]["path"])
-    problems += _check_onnx(folder / record["files"]["onnx"]["path"], set(shapes))
+    named = record["onnx"].get("initializer_names", "framework") == "framework"
+    problems += _check_onnx(
+        folder / record["files"]["onnx"]["path"], set(shapes) if named else set()
+    )
     return problems, shapes
 
 
@@ -81,7 +85,15 @@ def _check_pair(pair_id: str, pair: dict, shapes: dict[str, dict]) -> list[str]:
             f"pair {pair_id}: structure change claim is false ({', '.join(fields)} differ: "
             f"claimed changed={claimed['changed']}, files say changed={actual['changed']})"
         ]
-    return []
+    problems = []
+    for name, block in pair.get("correspondence", {}).items():
+        if name not in actual["reshaped"]:
+            problems.append(f"pair {pair_id}: correspondence for {name}, which is not reshaped")
+            continue
+        problem = slice_problem(shapes[base][name], shapes[updated][name], block["slices"])
+        if problem:
+            problems.append(f"pair {pair_id}: correspondence of {name}: {problem}")
+    return problems
 
 
 def _check_sums(folder: Path) -> list[str]:
@@ -154,6 +166,9 @@ def validate(folder: Path) -> list[str]:
                 problems.append(f"model {model_id}: metric {metric!r} undefined")
     for pair_id, pair in entries["pairs"].items():
         problems += _check_pair(pair_id, pair, shapes)
+        for metric in pair.get("metrics", {}):
+            if metric not in entries["metrics"]:
+                problems.append(f"pair {pair_id}: metric {metric!r} undefined")
     if entries.get("codings"):
         unreadable = {
             pair_id

@@ -1,0 +1,229 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Transfer learning: classes exchanged, classes added (PyTorch)
+#
+# The second and third cases of the call: **the updated network is made by transfer learning from
+# the base**, either (a) without structure change, by giving one or a few output slots to classes
+# the base never saw, or (b) with structure change, because the updated task has more classes and
+# the head grows. A codec sees two different things here: in (a) every tensor keeps its name and
+# shape; in (b) the head's tensors are reshaped, and only part of each new tensor continues the old
+# one.
+#
+# The recipe trains one **base** on a subset of the classes (ci: digits 0–7 of scikit-learn's
+# digits; full: CIFAR-10 classes 0–7 from `$PAIRZOO_DATA`), then derives every updated model from
+# it (a star):
+#
+# | updated model | task | how |
+# |---|---|---|
+# | `exchange-1` | slot 7 now means class 9 | same head size, the exchanged row freshly initialised, whole network fine-tuned |
+# | `exchange-2` | slots 6 and 7 now mean classes 8 and 9 | as above, two rows |
+# | `add-head` | all classes (8 → 10 outputs) | rows of persisting classes copied from the old head, new rows fresh; **head only** fine-tuned |
+# | `add-whole` | all classes (8 → 10 outputs) | same start, **whole network** fine-tuned |
+#
+# Each model is measured on the test images of its own classes (top-1), and each pair on the test
+# images of the classes the base knew and the update kept (the same slots in both): the drop from
+# base to updated is the forgetting. For the reshaped head tensors the manifest names the block of
+# the new tensor that continues the old one (`correspondence`) and its change statistics.
+
+# %% tags=["parameters"]
+profile = "ci"  # "ci": scikit-learn's digits; "full": CIFAR-10 from $PAIRZOO_DATA
+artifacts = ""  # output folder; empty: artifacts/<profile> of the project
+architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet18 for full)
+base_classes = [0, 1, 2, 3, 4, 5, 6, 7]
+exchanges = [[9], [8, 9]]  # unseen classes that take over the base's last slots
+base_epochs = 20
+finetune_epochs = 10
+seed = 0
+
+# %%
+import copy
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from pairzoo import manifest
+from pairzoo.data import load_dataset, select_classes
+from pairzoo.export import float_state
+from pairzoo.models import DEFAULT_ARCHITECTURE, HEADS, build_model, remap_head
+from pairzoo.publish import PairMeasurement, PairWriter, Training
+from pairzoo.report import layer_change, pair_table, recipe_entries, structure_table
+from pairzoo.train import TrainConfig, accuracy, train
+
+if profile == "ci":
+    torch.set_num_threads(1)  # tiny convolutions: fastest on one thread, and the same everywhere
+architecture = architecture or DEFAULT_ARCHITECTURE[profile]
+head = HEADS[architecture]
+data = load_dataset(profile)
+writer = PairWriter("transfer_classes", profile, data, artifacts)
+print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
+
+# %% [markdown]
+# A model's task is a list of classes, one per output slot; `select_classes` keeps the images of
+# those classes and labels each by its slot. `publish` measures a model on its own task's test
+# images and hands it to the writer; `known_classes` measures base and update on the test images
+# of the classes both still predict in the same slot.
+
+
+# %%
+def publish(name, model, task, config, start=None, description=""):
+    training = Training(config, 1.0, len(task.y_train), seed, start, classes=task.classes)
+    top1 = accuracy(model, task.x_test, task.y_test)
+    writer.add_model(
+        name,
+        model,
+        architecture=architecture,
+        training=training,
+        metrics={"top1": top1},
+        description=description,
+        classes=task.classes,
+        test_classes=task.classes,
+    )
+    print(f"{name:>11}: top-1 {top1:6.2f}% on classes {', '.join(task.classes)}")
+
+
+def known_classes(model, task):
+    kept = [s for s, c in enumerate(base_task.classes) if task.classes[s : s + 1] == (c,)]
+    mask = np.isin(base_task.y_test, kept)
+    x, y = base_task.x_test[mask], base_task.y_test[mask]
+    names = [base_task.classes[s] for s in kept]
+    return {
+        "top1-known-classes": PairMeasurement(accuracy(base, x, y), accuracy(model, x, y), names)
+    }
+
+
+# %% [markdown]
+# ## The base
+#
+# A freshly initialised network trained with SGD and a cosine schedule on the base's classes.
+
+# %%
+base_task = select_classes(data, base_classes)
+base_config = TrainConfig(epochs=base_epochs, lr=0.05, seed=seed)
+base = build_model(architecture, len(base_classes), data.input_shape[0], seed)
+train(base, base_task.x_train, base_task.y_train, base_config)
+publish("base", base, base_task, base_config, description="trained on part of the classes")
+
+# %% [markdown]
+# ## Classes exchanged: same structure
+#
+# The last slots are given to unseen classes. Their head rows are freshly initialised (the old rows
+# meant other classes), every other tensor starts from the base, and the whole network is
+# fine-tuned on the new task.
+
+# %%
+finetune = TrainConfig(epochs=finetune_epochs, lr=0.01, seed=seed + 1)
+for step, unseen in enumerate(exchanges, start=1):
+    classes = base_classes[: len(base_classes) - len(unseen)] + list(unseen)
+    task = select_classes(data, classes)
+    keep = len(base_classes) - len(unseen)
+    sources = list(range(keep)) + [None] * len(unseen)
+    model = remap_head(base, architecture, sources, seed + 1)
+    train(model, task.x_train, task.y_train, finetune)
+    name = f"exchange-{step}"
+    publish(name, model, task, finetune, "base", f"slots {keep}… re-assigned to {unseen}")
+    writer.add_pair(
+        "base",
+        name,
+        "transfer-exchange-classes",
+        series="exchange",
+        description=f"{len(unseen)} slot(s) exchanged for unseen classes",
+        metrics=known_classes(model, task),
+    )
+
+# %% [markdown]
+# ## Classes added: the head grows
+#
+# The head gets one row per class of the dataset. Rows of the classes the base knew are copied from
+# its head (they stay in front, in the same order), the new rows are fresh. The same start is then
+# fine-tuned twice: the head only (every other tensor, BatchNorm statistics included, stays
+# bit-identical) or the whole network.
+
+# %%
+all_classes = base_classes + [c for c in range(len(data.classes)) if c not in base_classes]
+full_task = select_classes(data, all_classes)
+new_slots = len(all_classes) - len(base_classes)
+grown = remap_head(base, architecture, [*range(len(base_classes)), *[None] * new_slots], seed + 1)
+old = float_state(base)
+correspondence = {
+    f"{head}.{p}": [[0, n] for n in old[f"{head}.{p}"].shape] for p in ("weight", "bias")
+}
+for name, config in {
+    "add-head": TrainConfig(epochs=finetune_epochs, lr=0.05, seed=seed + 1, trainable=head),
+    "add-whole": finetune,
+}.items():
+    model = copy.deepcopy(grown)
+    train(model, full_task.x_train, full_task.y_train, config)
+    publish(name, model, full_task, config, "base", f"head grown to {len(all_classes)} ({name})")
+    writer.add_pair(
+        "base",
+        name,
+        "transfer-add-classes",
+        series="add",
+        description=f"head {len(base_classes)} → {len(all_classes)} outputs, {name}",
+        correspondence=correspondence,
+        metrics=known_classes(model, full_task),
+    )
+
+timings = writer.finish()
+
+# %% [markdown]
+# ## What changed in the structure
+#
+# Per pair, every tensor added, removed or reshaped, and for a reshaped tensor the block of the
+# updated tensor (`start:stop` per axis) that continues the base's tensor. PyTorch's `Linear`
+# stores one row per output, so the old head is the first rows of the new one.
+
+# %%
+entries = recipe_entries(manifest.load(writer.folder), "transfer_classes")
+structure_table(entries)
+
+# %% [markdown]
+# ## Accuracy before and after
+#
+# `top1` is each model on its own task's test classes; `top1-known-classes` is base and update on
+# the classes the base knew and the update kept in the same slots (base minus updated: forgetting).
+# The change statistics cover the tensors of equal shape (the head's reshaped tensors are measured
+# separately, on their corresponding block, in the manifest).
+
+# %%
+pair_table(entries).round(4)
+
+# %% [markdown]
+# ## Per-layer change: head only versus whole network
+#
+# The relative L2 change of each tensor from the base, for the two ways of fine-tuning the grown
+# head (the head measured on the block that continues the base's head). Head-only fine-tuning
+# leaves every other tensor untouched; whole-network fine-tuning moves all of them.
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 3.5))
+for variant in ("add-head", "add-whole"):
+    change = layer_change(entries["pairs"][f"transfer_classes/base..{variant}"])
+    ax.plot(list(change), list(change.values()), marker="o", label=variant)
+ax.set_ylabel("‖Δ‖ / ‖base‖")
+ax.tick_params(axis="x", rotation=90)
+ax.legend()
+ax.set_title("Relative change per tensor, base → head grown 8 → 10")
+fig.tight_layout()
+
+# %% [markdown]
+# Where the time went in this run (seconds):
+
+# %%
+import pandas as pd
+
+pd.Series(timings, name="seconds").round(2)

@@ -1,0 +1,153 @@
+"""Keras 3 networks for the Keras recipes: build, re-head, train, measure.
+
+TensorFlow and Keras are imported inside the functions, so importing pairzoo never loads them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pairzoo.errors import PairzooError
+from pairzoo.profiles import check_profile
+from pairzoo.timing import timed
+from pairzoo.train import TrainConfig
+
+if TYPE_CHECKING:
+    import keras
+
+HEAD = "head"
+
+
+def load_keras(seed: int | None = None, threads: int | None = None) -> ModuleType:
+    """Import Keras with deterministic ops; seed every generator when `seed` is given.
+
+    oneDNN's reordered kernels are switched off (before TensorFlow loads): results then do not
+    depend on the CPU, and TensorFlow has no start-up message to print. `threads` caps
+    TensorFlow's thread pools; it only takes effect before TensorFlow's first operation.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    import keras
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    if threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    return keras
+
+
+def digits_cnn(
+    num_classes: int, input_shape: Sequence[int], seed: int, width: int = 32
+) -> keras.Model:
+    """The Keras twin of `pairzoo.models.DigitsCNN`; takes NCHW images like the PyTorch nets."""
+    keras = load_keras(seed)
+    layers = keras.layers
+    inputs = keras.Input(tuple(input_shape), name="input")
+    x = layers.Permute((2, 3, 1), name="to_channels_last")(inputs)
+    for block, channels in enumerate((width, 2 * width, 4 * width), start=1):
+        x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = layers.ReLU(name=f"block{block}_relu")(x)
+        if block == 2:
+            x = layers.MaxPooling2D(2, name="pool")(x)
+    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    outputs = layers.Dense(num_classes, name=HEAD)(x)
+    return keras.Model(inputs, outputs, name="digits_cnn")
+
+
+def build_keras_model(
+    profile: str, num_classes: int, input_shape: Sequence[int], seed: int
+) -> keras.Model:
+    """The profile's Keras network: the digits CNN in ci; MobileNetV2 (full) is not there yet."""
+    if check_profile(profile) == "full":
+        raise PairzooError(
+            "the Keras recipes' full profile (MobileNetV2 with local ImageNet weights) is not "
+            "implemented yet; run them with profile='ci'"
+        )
+    return digits_cnn(num_classes, input_shape, seed)
+
+
+def remap_head(model: keras.Model, sources: Sequence[int | None], seed: int) -> keras.Model:
+    """A copy of `model` whose head has one output per entry of `sources`.
+
+    Output `i` keeps the old head's column `sources[i]` (Keras kernels are inputs × outputs);
+    a `None` slot gets a fresh one (seeded). Every other layer keeps its weights.
+    """
+    keras = load_keras(seed)
+    old_kernel, old_bias = model.get_layer(HEAD).get_weights()
+    bad = [s for s in sources if s is not None and not 0 <= s < old_kernel.shape[1]]
+    if bad:
+        raise PairzooError(f"head columns {bad} do not exist (the head has {old_kernel.shape[1]})")
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if layer.name == HEAD:
+            return keras.layers.Dense(len(sources), name=HEAD)
+        return layer.__class__.from_config(layer.get_config())
+
+    new = keras.models.clone_model(model, clone_function=clone)
+    for layer in new.layers:
+        if layer.name != HEAD and layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    kernel, bias = new.get_layer(HEAD).get_weights()
+    for column, source in enumerate(sources):
+        if source is not None:
+            kernel[:, column], bias[column] = old_kernel[:, source], old_bias[source]
+    new.get_layer(HEAD).set_weights([kernel, bias])
+    return new
+
+
+def train_keras(model: keras.Model, x: np.ndarray, y: np.ndarray, config: TrainConfig) -> None:
+    """Train `model` in place like `pairzoo.train.train`: SGD or Adam, cosine or constant rate.
+
+    Only layers named with the prefix `config.trainable` learn; the others (BatchNorm statistics
+    too) stay bit-identical.
+    """
+    if len(x) == 0:
+        raise PairzooError("cannot train on an empty training set")
+    keras = load_keras(config.seed)
+    steps = config.epochs * -(-len(x) // config.batch_size)
+    rate = config.lr
+    if config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=steps)
+    elif config.schedule != "constant":
+        raise PairzooError(f"unknown schedule {config.schedule!r}: choose cosine or constant")
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(
+            rate, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    elif config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(rate, weight_decay=config.weight_decay)
+    else:
+        raise PairzooError(f"unknown optimizer {config.optimizer!r}: choose sgd or adam")
+    for layer in model.layers:
+        layer.trainable = layer.name.startswith(config.trainable)
+    if not model.trainable_weights:
+        raise PairzooError(f"no layers start with trainable prefix {config.trainable!r}")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=optimizer, loss=loss)
+    try:
+        with timed("train"):
+            model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, verbose=0)
+    finally:
+        for layer in model.layers:
+            layer.trainable = True
+
+
+def keras_accuracy(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 512
+) -> float:
+    """Top-1 accuracy in percent."""
+    with timed("evaluate"):
+        correct = 0
+        for start in range(0, len(x), batch_size):
+            logits = np.asarray(model(x[start : start + batch_size], training=False))
+            correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
+        return 100.0 * correct / len(x)
