@@ -15,7 +15,7 @@ import numpy as np
 
 from pairzoo import codec, manifest
 from pairzoo.atomic import atomic_path
-from pairzoo.data import ImageData, load_by_id
+from pairzoo.data import ImageData, load_by_id, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.evaluate import SCORES, OnnxEvaluator
 from pairzoo.export import load_tensors
@@ -49,6 +49,24 @@ def _dataset(dataset_id: str) -> ImageData:
     return load_by_id(dataset_id)
 
 
+def unscoreable(entries: dict, pair_id: str) -> str | None:
+    """Why the updated model of a pair cannot be scored here; None when it can."""
+    record = entries["models"][entries["pairs"][pair_id]["updated"]]
+    if record["onnx"].get("initializer_names", "framework") != "framework":
+        return "its ONNX initializers are named by the exporter, not by the framework"
+    if any(metric in SCORES for metric in record["metrics"]):
+        return None
+    return f"no framework-free scorer for {', '.join(sorted(record['metrics']))}"
+
+
+def _test_data(measurement: dict) -> ImageData:
+    """The test split a measurement was taken on: its dataset, restricted to its classes if any."""
+    data = _dataset(measurement["dataset"])
+    if "classes" not in measurement:
+        return data
+    return select_classes(data, [data.classes.index(name) for name in measurement["classes"]])
+
+
 def _metric(record: dict) -> str:
     known = [m for m in record["metrics"] if m in SCORES]
     if not known:
@@ -62,8 +80,10 @@ def load_pair(folder: Path, entries: dict, pair_id: str) -> LoadedPair:
     models = entries["models"]
     record = models[pair["updated"]]
     metric = _metric(record)
-    dataset = record["metrics"][metric]["dataset"]
-    evaluate = OnnxEvaluator(folder / record["files"]["onnx"]["path"], _dataset(dataset), metric)
+    measurement = record["metrics"][metric]
+    dataset = measurement["dataset"]
+    onnx_path = folder / record["files"]["onnx"]["path"]
+    evaluate = OnnxEvaluator(onnx_path, _test_data(measurement), metric)
     return LoadedPair(
         pair_id,
         pair["base"],
