@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -127,6 +127,7 @@ class DetectorConfig:
     batch_size: int = 16
     weight_decay: float = 1e-4
     seed: int = 0
+    reused_lr_scale: float = 1.0  # learning rate of the tensors taken from the base, relative
 
     def record(self) -> dict:
         """The manifest's view of this configuration."""
@@ -141,12 +142,23 @@ def _batch(samples: Sequence[Sample]) -> tuple[list[torch.Tensor], list[dict[str
     return images, targets
 
 
-def train_detector(detector: FCOS, train: Sequence[Sample], config: DetectorConfig) -> list[float]:
-    """Train in place for `config.steps` batches; return the mean loss of each tenth of the run."""
+def train_detector(
+    detector: FCOS, train: Sequence[Sample], config: DetectorConfig, reused: Collection[str] = ()
+) -> list[float]:
+    """Train in place for `config.steps` batches; return the mean loss of each tenth of the run.
+
+    Parameters named in `reused` (taken from the base) learn at `config.reused_lr_scale` × lr.
+    """
     if len(train) == 0:
         raise PairzooError("cannot train a detector on an empty training set")
-    parameters = [p for p in detector.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    slow = set(reused)
+    trained = [(n, p) for n, p in detector.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in trained if n not in slow]},
+        {"params": [p for n, p in trained if n in slow], "lr": config.lr * config.reused_lr_scale},
+    ]
+    groups = [group for group in groups if group["params"]]
+    optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
     generator = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(len(train), generator=generator).tolist()
