@@ -225,7 +225,7 @@ pd.DataFrame(
 # %% [markdown]
 # ## Detections
 #
-# A few test canvases with the detections scoring at least 0.5 (solid, with class and score) and
+# A few test canvases with the detections scoring at least 0.3 (solid, with class and score) and
 # the true boxes (dashed), for the two detectors built on the base.
 
 # %%
@@ -238,7 +238,7 @@ for row, name in zip(axes, ["detector-frozen", "detector-finetuned"], strict=Tru
         for x0, y0, x1, y1 in sample.boxes:
             ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", ec="w"))
         for (x0, y0, x1, y1), score, label in zip(*found.values(), strict=True):
-            if score >= 0.5:
+            if score >= 0.3:
                 ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="tab:orange"))
                 ax.text(x0, y0 - 1, f"{detection.classes[label]} {score:.2f}", color="tab:orange",
                         fontsize=8)  # fmt: skip
