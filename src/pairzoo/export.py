@@ -80,38 +80,17 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     return model
 
 
-class OnnxExporter:
-    """Exports models with every float tensor as its own initializer under its framework name.
+class _TracedGraph:
+    """One trace per architecture; each model's float tensors are written into it by name."""
 
-    The dynamo exporter runs with `optimize=False`, so BatchNorm stays unfolded. One trace serves
-    every model of the same architecture: later models' weights are written into the traced graph,
-    and each file is checked by `onnx.checker` and against the framework in onnxruntime.
-    """
-
-    def __init__(self, sample: np.ndarray, opset: int = OPSET, tolerance: float = PARITY_TOLERANCE):
-        self.sample = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
-        self.opset = opset
-        self.tolerance = tolerance
-        self._key: tuple | None = None
-        self._template: onnx.ModelProto | None = None
+    _key: tuple | None = None
+    _template: onnx.ModelProto | None = None
 
     def _trace(self, model: nn.Module) -> onnx.ModelProto:
-        batch = torch.export.Dim("batch")
-        program = torch.onnx.export(
-            model,
-            (self.sample,),
-            dynamo=True,
-            optimize=False,
-            opset_version=self.opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: batch},),
-            verbose=False,
-        )
-        return program.model_proto
+        raise NotImplementedError
 
     def to_proto(self, model: nn.Module) -> onnx.ModelProto:
-        """The model as an ONNX proto holding its current weights."""
+        """The model as an ONNX proto holding its current weights under their names."""
         model.eval()
         state = float_state(model)
         key = (type(model).__qualname__, tuple((k, tuple(v.shape)) for k, v in state.items()))
@@ -127,6 +106,35 @@ class OnnxExporter:
             initializers[name].CopyFrom(numpy_helper.from_array(tensor.numpy(), name))
         onnx.checker.check_model(proto)
         return proto
+
+
+class OnnxExporter(_TracedGraph):
+    """Exports models with every float tensor as its own initializer under its framework name.
+
+    The dynamo exporter runs with `optimize=False`, so BatchNorm stays unfolded. One trace serves
+    every model of the same architecture: later models' weights are written into the traced graph,
+    and each file is checked by `onnx.checker` and against the framework in onnxruntime.
+    """
+
+    def __init__(self, sample: np.ndarray, opset: int = OPSET, tolerance: float = PARITY_TOLERANCE):
+        self.sample = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
+        self.opset = opset
+        self.tolerance = tolerance
+
+    def _trace(self, model: nn.Module) -> onnx.ModelProto:
+        batch = torch.export.Dim("batch")
+        program = torch.onnx.export(
+            model,
+            (self.sample,),
+            dynamo=True,
+            optimize=False,
+            opset_version=self.opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+        return program.model_proto
 
     def export(self, model: nn.Module, path: Path) -> OnnxExport:
         """Write `model` to `path` (atomically) after checking parity in onnxruntime."""
@@ -154,7 +162,7 @@ def onnx_parity(onnx_model: bytes | str | Path, model: nn.Module, x: np.ndarray)
     return float(np.max(np.abs(ours - theirs)))
 
 
-class DetectorExporter:
+class DetectorExporter(_TracedGraph):
     """Exports torchvision detectors (one CHW image in; boxes, scores, labels out) to ONNX.
 
     The TorchScript exporter (`dynamo=False`; dynamo fails on NMS) runs without constant folding,
@@ -175,8 +183,6 @@ class DetectorExporter:
         self.opset = opset
         self.score_tolerance = score_tolerance
         self.box_tolerance = box_tolerance
-        self._key: tuple | None = None
-        self._template: onnx.ModelProto | None = None
 
     def _trace(self, model: nn.Module) -> onnx.ModelProto:
         distinct = copy.deepcopy(model).eval()
@@ -202,24 +208,6 @@ class DetectorExporter:
                 },
             )
         return onnx.load_from_string(buffer.getvalue())
-
-    def to_proto(self, model: nn.Module) -> onnx.ModelProto:
-        """The detector as an ONNX proto holding its current weights under their names."""
-        model.eval()
-        state = float_state(model)
-        key = (type(model).__qualname__, tuple((k, tuple(v.shape)) for k, v in state.items()))
-        if key != self._key:
-            self._template, self._key = self._trace(model), key
-        proto = onnx.ModelProto()
-        proto.CopyFrom(self._template)
-        initializers = {init.name: init for init in proto.graph.initializer}
-        absent = sorted(set(state) - set(initializers))
-        if absent:
-            raise PairzooError(f"the ONNX graph lacks framework tensors {absent}")
-        for name, tensor in state.items():
-            initializers[name].CopyFrom(numpy_helper.from_array(tensor.numpy(), name))
-        onnx.checker.check_model(proto)
-        return proto
 
     def export(self, model: nn.Module, path: Path) -> OnnxExport:
         """Write `model` to `path` (atomically) after checking its detections in onnxruntime."""
