@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from pairzoo import manifest
+from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, select_classes
 from pairzoo.keras_export import keras_state, save_keras
 from pairzoo.keras_models import (
@@ -67,7 +68,7 @@ from pairzoo.keras_models import (
     train_keras,
 )
 from pairzoo.publish import PairMeasurement, PairWriter, Training
-from pairzoo.report import layer_change, pair_table, recipe_entries, structure_table
+from pairzoo.report import layer_change, recipe_entries, structure_table
 from pairzoo.train import TrainConfig
 
 data = load_dataset(profile)

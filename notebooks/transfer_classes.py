@@ -56,11 +56,12 @@ import numpy as np
 import torch
 
 from pairzoo import manifest
+from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, select_classes
 from pairzoo.export import float_state
 from pairzoo.models import DEFAULT_ARCHITECTURE, HEADS, build_model, remap_head
 from pairzoo.publish import PairMeasurement, PairWriter, Training
-from pairzoo.report import layer_change, pair_table, recipe_entries, structure_table
+from pairzoo.report import layer_change, recipe_entries, structure_table
 from pairzoo.train import TrainConfig, accuracy, train
 
 if profile == "ci":

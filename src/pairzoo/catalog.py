@@ -75,13 +75,21 @@ def model_table(entries: dict) -> pd.DataFrame:
 
 
 def pair_table(entries: dict, recipe: str | None = None) -> pd.DataFrame:
-    """`pair_rows` as a table indexed by pair id, optionally only one recipe's pairs."""
+    """`pair_rows` as a table indexed by pair id, optionally only one recipe's pairs.
+
+    Metrics measured on both models of a pair (such as forgetting) add two columns each.
+    """
     if recipe is not None:
         pairs = {k: v for k, v in entries["pairs"].items() if v["recipe"] == recipe}
         entries = {**entries, "pairs": pairs}
     columns = ["pair", "relation", "structure", "metric", "base", "updated", "changed %",
                "rel. L2", "max abs Δ", "NNC full B", "NNC incremental B"]  # fmt: skip
-    return pd.DataFrame(pair_rows(entries), columns=columns).set_index("pair")
+    table = pd.DataFrame(pair_rows(entries), columns=columns).set_index("pair")
+    for pair_id, pair in entries["pairs"].items():
+        for metric, value in pair.get("metrics", {}).items():
+            table.loc[pair_id, f"{metric} base"] = value["base"]
+            table.loc[pair_id, f"{metric} updated"] = value["updated"]
+    return table
 
 
 def lineage(entries: dict) -> nx.DiGraph:

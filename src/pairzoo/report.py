@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pairzoo.cli import pair_rows
-
 
 def recipe_entries(entries: dict, recipe: str) -> dict:
     """The manifest with only `recipe`'s pairs."""
     pairs = {k: v for k, v in entries["pairs"].items() if v["recipe"] == recipe}
     return {**entries, "pairs": pairs}
-
-
-def pair_table(entries: dict) -> pd.DataFrame:
-    """One row per pair: `pair_rows`, plus each pair metric measured on base and updated."""
-    table = pd.DataFrame(pair_rows(entries)).set_index("pair")
-    for pair_id, pair in entries["pairs"].items():
-        for metric, value in pair.get("metrics", {}).items():
-            table.loc[pair_id, f"{metric} base"] = value["base"]
-            table.loc[pair_id, f"{metric} updated"] = value["updated"]
-    return table
 
 
 def structure_table(entries: dict) -> pd.DataFrame:
