@@ -48,7 +48,12 @@ def pair_rows(entries: dict) -> list[dict]:
         total = pair["stats"]["total"]
         samples = codings.get(pair_id, {}).get("samples", {})
         metric, base_value = primary_metric(models[pair["base"]])
-        updated_value = models[pair["updated"]]["metrics"].get(metric, {}).get("value")
+        updated_metrics = models[pair["updated"]]["metrics"]
+        if metric in updated_metrics:
+            updated_value = updated_metrics[metric]["value"]
+        else:  # another task (a detector on a classifier): the updated model's own metric
+            updated_metric, updated_value = primary_metric(models[pair["updated"]])
+            metric = f"{metric} → {updated_metric}"
         rows.append(
             {
                 "pair": pair_id,

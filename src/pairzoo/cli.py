@@ -21,6 +21,8 @@ def _markdown(rows: list[dict]) -> str:
     head = list(rows[0])
 
     def cell(value: object) -> str:
+        if value is None:
+            return "–"
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
