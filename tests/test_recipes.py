@@ -32,6 +32,13 @@ SMOKE = {
         "batch_size": 8,
         "parity_count": 2,
     },
+    "compression_variants": {
+        "epochs": 2,
+        "finetune_epochs": 1,
+        "bits": [2, 8],
+        "sparsities": [0.9, 0.5],
+        "qps": [-16, -32],
+    },
     "transfer_classes": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
     "keras_transfer": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
 }

@@ -226,6 +226,20 @@ class PairWriter:
             entries["models"][self.model_id(name)] = record
         return record
 
+    def attach(self, name: str, kind: str, path: Path, description: dict) -> None:
+        """Add a file derived from a recorded model (e.g. an int8 ONNX) to its record.
+
+        The file is listed under `files[kind]` (so it is checked and cleaned up like the others)
+        and `description` (how it was made, its metrics) under `derived[kind]`.
+        """
+        model_id = self.model_id(name)
+        with manifest.editing(self.folder, self.profile) as entries:
+            if model_id not in entries["models"]:
+                raise PairzooError(f"cannot attach {kind!r}: no model {model_id!r} recorded")
+            record = entries["models"][model_id]
+            record["files"][kind] = manifest.file_record(path, self.folder)
+            record.setdefault("derived", {})[kind] = {**description, "file": kind}
+
     def add_pair(
         self,
         base: str,
