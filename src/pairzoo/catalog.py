@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from pairzoo.manifest import RELATIONS
+from pairzoo.report import recipe_entries
 
 
 def primary_metric(record: dict) -> tuple[str, float | None]:
@@ -85,8 +86,7 @@ def pair_table(entries: dict, recipe: str | None = None) -> pd.DataFrame:
     Metrics measured on both models of a pair (such as forgetting) add two columns each.
     """
     if recipe is not None:
-        pairs = {k: v for k, v in entries["pairs"].items() if v["recipe"] == recipe}
-        entries = {**entries, "pairs": pairs}
+        entries = recipe_entries(entries, recipe)
     columns = ["pair", "relation", "structure", "metric", "base", "updated", "changed %",
                "rel. L2", "max abs Δ", "NNC full B", "NNC incremental B"]  # fmt: skip
     table = pd.DataFrame(pair_rows(entries), columns=columns).set_index("pair")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,12 @@ class Training:
     subset_seed: int
     initialised_from: str | None = None
     classes: Sequence[str] | None = None  # the classes whose images it saw, where not all
+
+
+def _check_metrics(names: Iterable[str]) -> None:
+    unknown = set(names) - set(METRICS)
+    if unknown:
+        raise PairzooError(f"undefined metrics {sorted(unknown)}: define them in pairzoo.metrics")
 
 
 @dataclass(frozen=True)
@@ -175,11 +181,7 @@ class PairWriter:
         classes whose test images the metrics were measured on, where not all.
         """
         data = data or self.data
-        unknown = set(metrics) - set(METRICS)
-        if unknown:
-            raise PairzooError(
-                f"undefined metrics {sorted(unknown)}: define them in pairzoo.metrics"
-            )
+        _check_metrics(metrics)
         split: dict = {"dataset": data.info.id, "split": "test"}
         if test_classes is not None:
             split["classes"] = list(test_classes)
@@ -287,11 +289,7 @@ class PairWriter:
                 base_tensors = renamed(base_tensors, tensor_map)
             stats = pair_stats(base_tensors, updated_tensors)
             blocks = self._correspondence(stats, base_tensors, updated_tensors, correspondence)
-        unknown = set(metrics or {}) - set(METRICS)
-        if unknown:
-            raise PairzooError(
-                f"undefined metrics {sorted(unknown)}: define them in pairzoo.metrics"
-            )
+        _check_metrics(metrics or {})
         measured = {
             name: {
                 "base": m.base,
