@@ -245,8 +245,9 @@ def description_md(entries: dict) -> str:
     lines += ["", "## Metrics", ""]
     for metric_id, metric in sorted(entries["metrics"].items()):
         direction = "higher is better" if metric["higher_is_better"] else "lower is better"
+        unit = f"{metric['unit']}, " if metric["unit"] else ""  # empty: a pure number
         lines.append(
-            f"- `{metric_id}`, {metric['name']} ({metric['unit']}, {direction}): "
+            f"- `{metric_id}`, {metric['name']} ({unit}{direction}): "
             f"{metric['definition']}."
         )
     compressed = [(m, r["compression"]) for m, r in sorted(models.items()) if "compression" in r]

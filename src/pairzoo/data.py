@@ -152,6 +152,26 @@ def load_by_id(dataset_id: str) -> ImageData:
     return loaders[dataset_id]()
 
 
+# Per dataset id: (scale, offset) per channel mapping the loader's units back to the original
+# pixel range scaled to [0, 1] (digits: intensities 0…16 were mapped to [-1, 1]).
+PIXEL_UNITS = {
+    DIGITS.id: (np.array([0.5], dtype=np.float32), np.array([0.5], dtype=np.float32)),
+    CIFAR10.id: (CIFAR_STD, CIFAR_MEAN),
+}
+
+
+def unit_pixels(dataset_id: str, images: np.ndarray) -> np.ndarray:
+    """NCHW `images` in a loader's units mapped back to the dataset's pixel range as [0, 1]."""
+    if dataset_id not in PIXEL_UNITS:
+        raise PairzooError(f"no pixel range known for dataset {dataset_id!r}")
+    scale, offset = PIXEL_UNITS[dataset_id]
+    if images.ndim != 4 or images.shape[1] != len(scale):
+        raise PairzooError(
+            f"expected NCHW images with {len(scale)} channel(s), got shape {images.shape}"
+        )
+    return images * scale[:, None, None] + offset[:, None, None]
+
+
 def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Sorted indices of a class-stratified `fraction` of `labels`.
 

@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from pairzoo.data import ImageData
+from pairzoo.data import ImageData, unit_pixels
 from pairzoo.errors import PairzooError
 
 PROVIDERS = ["CPUExecutionProvider"]
@@ -21,7 +21,30 @@ def top1(logits: np.ndarray, labels: np.ndarray) -> float:
     return 100.0 * float(np.mean(logits.argmax(1) == labels))
 
 
-SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"top1": top1}
+def mse(reconstructions: np.ndarray, images: np.ndarray) -> float:
+    """Mean squared error over every value."""
+    if reconstructions.shape != images.shape:
+        raise PairzooError(f"reconstructions {reconstructions.shape} differ from {images.shape}")
+    return float(np.mean((reconstructions.astype(np.float64) - images) ** 2))
+
+
+def psnr(reconstructions: np.ndarray, images: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of images in [0, 1] (peak 1): -10·log10(MSE)."""
+    error = mse(reconstructions, images)
+    if error == 0.0:
+        raise PairzooError("PSNR is unbounded for a reconstruction equal to its images")
+    return float(-10.0 * np.log10(error))
+
+
+def _psnr(outputs: np.ndarray, inputs: np.ndarray, data: ImageData) -> float:
+    return psnr(unit_pixels(data.info.id, outputs), unit_pixels(data.info.id, inputs))
+
+
+# By metric id: score(outputs, the inputs fed, the test data); see pairzoo.metrics for each.
+SCORES: dict[str, Callable[[np.ndarray, np.ndarray, ImageData], float]] = {
+    "top1": lambda outputs, _, data: top1(outputs, data.y_test),
+    "psnr": _psnr,
+}
 
 
 class OnnxEvaluator:
@@ -48,7 +71,7 @@ class OnnxEvaluator:
         self.input = self.session.get_inputs()[0]
         self.score = SCORES[metric]
         self.batch_size = batch_size
-        self.x, self.y = self._inputs(data), data.y_test
+        self.data, self.x, self.y = data, self._inputs(data), data.y_test
 
     def _inputs(self, data: ImageData) -> np.ndarray:
         wanted = tuple(self.input.shape[1:])
@@ -73,8 +96,8 @@ class OnnxEvaluator:
                     f"tensor {name!r} has {value.size} values, the graph {default.size}"
                 )
             feeds[name] = value.reshape(default.shape)
-        logits = [
+        outputs = [
             self.session.run(None, {**feeds, self.input.name: self.x[i : i + self.batch_size]})[0]
             for i in range(0, len(self.x), self.batch_size)
         ]
-        return self.score(np.concatenate(logits), self.y)
+        return self.score(np.concatenate(outputs), self.x, self.data)

@@ -111,29 +111,41 @@ class _TracedGraph:
 class OnnxExporter(_TracedGraph):
     """Exports models with every float tensor as its own initializer under its framework name.
 
-    The dynamo exporter runs with `optimize=False`, so BatchNorm stays unfolded. One trace serves
-    every model of the same architecture: later models' weights are written into the traced graph,
-    and each file is checked by `onnx.checker` and against the framework in onnxruntime.
+    The dynamo exporter runs with `optimize=False`, so BatchNorm stays unfolded, and an LSTM's
+    tensors reach ONNX's LSTM operator through Slice and Concat nodes (gates reordered). One trace
+    serves every model of the same architecture: later models' weights are written into the traced
+    graph, and each file is checked by `onnx.checker` and against the framework in onnxruntime.
     """
 
-    def __init__(self, sample: np.ndarray, opset: int = OPSET, tolerance: float = PARITY_TOLERANCE):
+    def __init__(
+        self,
+        sample: np.ndarray,
+        opset: int = OPSET,
+        tolerance: float = PARITY_TOLERANCE,
+        output_name: str = OUTPUT_NAME,
+    ) -> None:
         self.sample = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
         self.opset = opset
         self.tolerance = tolerance
+        self.output_name = output_name
 
     def _trace(self, model: nn.Module) -> onnx.ModelProto:
         batch = torch.export.Dim("batch")
-        program = torch.onnx.export(
-            model,
-            (self.sample,),
-            dynamo=True,
-            optimize=False,
-            opset_version=self.opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: batch},),
-            verbose=False,
-        )
+        with warnings.catch_warnings():
+            # nn.LSTM's export: torch notes its flat-weight views and its own deprecated size check
+            warnings.filterwarnings("ignore", "The tensor attributes .*_flat_weights", UserWarning)
+            warnings.filterwarnings("ignore", "_check_is_size will be removed", FutureWarning)
+            program = torch.onnx.export(
+                model,
+                (self.sample,),
+                dynamo=True,
+                optimize=False,
+                opset_version=self.opset,
+                input_names=[INPUT_NAME],
+                output_names=[self.output_name],
+                dynamic_shapes=({0: batch},),
+                verbose=False,
+            )
         return program.model_proto
 
     def export(self, model: nn.Module, path: Path) -> OnnxExport:
@@ -149,6 +161,23 @@ class OnnxExporter(_TracedGraph):
         return OnnxExport(
             Path(path), self.opset, diff, f"torch.onnx dynamo (torch {torch.__version__})"
         )
+
+
+def upstream_initializers(proto: onnx.ModelProto, tensor: str) -> list[str]:
+    """The initializers that `tensor` of the graph is computed from, sorted by name."""
+    producers = {output: node for node in proto.graph.node for output in node.output}
+    initializers = {init.name for init in proto.graph.initializer}
+    found, pending, seen = set(), [tensor], set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in initializers:
+            found.add(name)
+        elif name in producers:
+            pending.extend(producers[name].input)
+    return sorted(found)
 
 
 @torch.no_grad()

@@ -30,4 +30,22 @@ METRICS = {
         "unit": "%",
         "higher_is_better": True,
     },
+    "psnr": {
+        "name": "reconstruction PSNR",
+        "definition": "peak signal-to-noise ratio of an autoencoder's reconstructions of the test "
+        "images, 10·log10(1 / MSE), with MSE the mean squared error over every pixel and channel "
+        "of the whole test split after mapping reconstructions and originals from the loader's "
+        "normalised units back to the dataset's pixel range scaled to [0, 1] (so the peak is 1: "
+        "digits' intensities 0…16, CIFAR-10's 0…255); outputs are not clipped",
+        "unit": "dB",
+        "higher_is_better": True,
+    },
+    "reconstruction-mse": {
+        "name": "reconstruction mean squared error",
+        "definition": "mean squared error of an autoencoder's reconstructions of the test images "
+        "over every pixel and channel of the whole test split, in the dataset's pixel range "
+        "scaled to [0, 1] (as for `psnr`, which is -10·log10 of it)",
+        "unit": "",
+        "higher_is_better": False,
+    },
 }

@@ -1,4 +1,4 @@
-"""Network architectures by name: a small CNN for the ci profile, torchvision nets for full."""
+"""Network architectures by name: small nets for the ci profile, larger ones for full."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import torch
 import torchvision
 from torch import nn
 
+from pairzoo.autoencoders import ConvAutoencoder
 from pairzoo.errors import PairzooError
+from pairzoo.sequence_models import RowLSTM
 
 
 class DigitsCNN(nn.Module):
@@ -49,13 +51,24 @@ def _mobilenet_v2(num_classes: int, in_channels: int) -> nn.Module:
     return torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes)
 
 
+# Each takes (num_classes, in_channels); the autoencoders have no classes and ignore the first.
 ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
     "digits-cnn": lambda num_classes, in_channels: DigitsCNN(num_classes, in_channels),
     "resnet18": _resnet18,
     "mobilenet_v2": _mobilenet_v2,
+    "digits-ae": lambda _, in_channels: ConvAutoencoder(in_channels, width=16, code=8),
+    "cifar-ae": lambda _, in_channels: ConvAutoencoder(in_channels, width=32, code=16),
+    "digits-lstm": lambda num_classes, in_channels: RowLSTM(num_classes, 8 * in_channels, 64),
+    "cifar-lstm": lambda num_classes, in_channels: RowLSTM(num_classes, 32 * in_channels, 128),
 }
 DEFAULT_ARCHITECTURE = {"ci": "digits-cnn", "full": "resnet18"}
-HEADS = {"digits-cnn": "classifier", "resnet18": "fc", "mobilenet_v2": "classifier.1"}
+HEADS = {
+    "digits-cnn": "classifier",
+    "resnet18": "fc",
+    "mobilenet_v2": "classifier.1",
+    "digits-lstm": "classifier",
+    "cifar-lstm": "classifier",
+}
 
 
 def build_model(architecture: str, num_classes: int, in_channels: int, seed: int) -> nn.Module:

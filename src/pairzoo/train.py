@@ -1,4 +1,4 @@
-"""The training loop and the accuracy metric, deterministic on CPU for a given seed."""
+"""The training loop, the accuracy metric and batched outputs, deterministic on CPU per seed."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pairzoo.errors import PairzooError
 from pairzoo.timing import timed
 
 OPTIMIZERS = ("sgd", "adam")
+LOSSES = {"cross-entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss}
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class TrainConfig:
     seed: int = 0
     schedule: str = "cosine"
     trainable: str = ""  # name prefix of the modules to train (e.g. the head); empty: all
+    loss: str = "cross-entropy"  # or "mse": outputs against targets of the same shape
 
     def record(self) -> dict:
         """The manifest's view of this configuration."""
@@ -80,18 +82,22 @@ def train(
     config: TrainConfig,
     on_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> list[float]:
-    """Train `model` in place with cross-entropy; return the mean loss of each epoch.
+    """Train `model` in place on inputs `x` and targets `y`; return the mean loss of each epoch.
 
-    Only modules named with the prefix `config.trainable` learn; the others stay bit-identical.
+    `y` holds class labels (cross-entropy) or arrays shaped like the outputs ("mse"; an
+    autoencoder learns with `train(model, x, x, config)`). Only modules named with the prefix
+    `config.trainable` learn; the others stay bit-identical.
     `on_epoch(epoch, model)` runs after every epoch (1-based), e.g. to keep snapshots.
     """
     if len(x) == 0:
         raise PairzooError("cannot train on an empty training set")
+    if config.loss not in LOSSES:
+        raise PairzooError(f"unknown loss {config.loss!r}: choose one of {list(LOSSES)}")
     optimizer = _optimizer(model, config)
     schedule = _schedule(optimizer, config)
     generator = torch.Generator().manual_seed(config.seed)
     inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = LOSSES[config.loss]()
     losses: list[float] = []
     frozen = [p for n, p in model.named_parameters() if not n.startswith(config.trainable)]
     try:
@@ -130,3 +136,15 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 5
             logits = model(torch.from_numpy(x[start : start + batch_size]))
             correct += int((logits.argmax(1).numpy() == y[start : start + batch_size]).sum())
         return 100.0 * correct / len(x)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The model's outputs on `x` in evaluation mode, computed batch by batch."""
+    with timed("evaluate"):
+        model.eval()
+        batches = [
+            model(torch.from_numpy(x[start : start + batch_size])).numpy()
+            for start in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(batches)
