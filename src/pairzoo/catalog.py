@@ -247,8 +247,7 @@ def description_md(entries: dict) -> str:
         direction = "higher is better" if metric["higher_is_better"] else "lower is better"
         unit = f"{metric['unit']}, " if metric["unit"] else ""  # empty: a pure number
         lines.append(
-            f"- `{metric_id}`, {metric['name']} ({unit}{direction}): "
-            f"{metric['definition']}."
+            f"- `{metric_id}`, {metric['name']} ({unit}{direction}): {metric['definition']}."
         )
     compressed = [(m, r["compression"]) for m, r in sorted(models.items()) if "compression" in r]
     if compressed:
