@@ -39,6 +39,13 @@ SMOKE = {
         "sparsities": [0.9, 0.5],
         "qps": [-16, -32],
     },
+    "autoencoder_lstm": {
+        "ae_epochs": 2,
+        "lstm_epochs": 2,
+        "retrain_epochs": 1,
+        "ladder": [1, 2],
+        "chain_fractions": [1.0],
+    },
     "transfer_classes": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
     "keras_transfer": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
 }
