@@ -136,9 +136,7 @@ def publish_ae(name, model, config, fraction, start=None, description=""):
 
 # %% [markdown]
 # The base learns to reconstruct a class-stratified share of the training images (Adam, cosine
-# schedule, mean squared error against the input). `ae-more-data` continues from it on all
-# images; the chain gets there in steps (subsets of one seed are nested); the ladder continues on
-# the base's own images at a constant step and is snapshotted after each number of epochs.
+# schedule, mean squared error against the input).
 
 # %%
 adam = {"optimizer": "adam", "weight_decay": 0.0, "batch_size": 32}
@@ -147,22 +145,12 @@ ae_base = build_model(ae_architecture, 0, data.input_shape[0], seed)
 train(ae_base, images(base_fraction), images(base_fraction), ae_config)
 publish_ae("ae-base", ae_base, ae_config, base_fraction, description="trained on part of the data")
 
+# %% [markdown]
+# The epochs ladder continues on the base's own images at a constant step, snapshotted after each
+# number of epochs in `ladder`.
+
+# %%
 retrain = TrainConfig(epochs=retrain_epochs, lr=1e-3, loss="mse", seed=seed + 1, **adam)
-shown = {"ae-base": ae_base}
-model = shown["ae-more-data"] = copy.deepcopy(ae_base)
-train(model, images(1.0), images(1.0), retrain)
-publish_ae("ae-more-data", model, retrain, 1.0, "ae-base", "base retrained on all training data")
-writer.add_pair("ae-base", "ae-more-data", "more-data")
-
-model, previous = ae_base, "ae-base"
-for step, fraction in enumerate(chain_fractions, start=1):
-    model = copy.deepcopy(model)
-    train(model, images(fraction), images(fraction), retrain)
-    name = f"ae-chain-{step}"
-    publish_ae(name, model, retrain, fraction, previous, f"{previous} retrained on {fraction:.0%}")
-    writer.add_pair(previous, name, "more-data", series="ae-chain")
-    previous = name
-
 changes = {"epochs": max(ladder), "schedule": "constant", "seed": seed + 2}
 further = TrainConfig(**{**retrain.record(), **changes})
 
@@ -173,11 +161,30 @@ def snapshot(epoch, model):
         name = f"ae-epochs-{epoch}"
         publish_ae(name, model, config, base_fraction, "ae-base", f"base + {epoch} epochs")
         writer.add_pair("ae-base", name, "more-epochs", series="ae-epochs-ladder")
-        if epoch == max(ladder):
-            shown[name] = copy.deepcopy(model)
 
 
-train(copy.deepcopy(ae_base), images(base_fraction), images(base_fraction), further, snapshot)
+longest = copy.deepcopy(ae_base)
+train(longest, images(base_fraction), images(base_fraction), further, snapshot)
+shown = {"ae-base": ae_base, f"ae-epochs-{max(ladder)}": longest}
+
+# %% [markdown]
+# `ae-more-data` continues from the base on all training images; the chain gets there in steps
+# (`chain_fractions`; subsets of one seed are nested), each update the base of the next.
+
+# %%
+more_data = shown["ae-more-data"] = copy.deepcopy(ae_base)
+train(more_data, images(1.0), images(1.0), retrain)
+publish_ae("ae-more-data", more_data, retrain, 1.0, "ae-base", "base retrained on all data")
+writer.add_pair("ae-base", "ae-more-data", "more-data")
+
+model, previous = ae_base, "ae-base"
+for step, fraction in enumerate(chain_fractions, start=1):
+    model = copy.deepcopy(model)
+    train(model, images(fraction), images(fraction), retrain)
+    name = f"ae-chain-{step}"
+    publish_ae(name, model, retrain, fraction, previous, f"{previous} retrained on {fraction:.0%}")
+    writer.add_pair(previous, name, "more-data", series="ae-chain")
+    previous = name
 
 # %% [markdown]
 # ## The LSTM
@@ -269,17 +276,20 @@ timings = writer.finish()
 # %%
 entries = manifest.load(writer.folder)
 ours = {k: v for k, v in entries["models"].items() if v["recipe"] == "autoencoder_lstm"}
-pd.DataFrame(
+models = pd.DataFrame.from_dict(
     {
         model_id: {
             "architecture": record["architecture"],
             "parameters": record["parameters"],
             **{metric: m["value"] for metric, m in record["metrics"].items()},
-            "ONNX max |diff|": record["onnx"]["max_abs_diff"],
+            "ONNX max |diff|": f"{record['onnx']['max_abs_diff']:.1e}",
         }
         for model_id, record in ours.items()
-    }
-).T
+    },
+    orient="index",
+)
+for architecture in (ae_architecture, lstm_architecture):
+    display(models[models["architecture"] == architecture].dropna(axis=1, how="all"))
 
 # %% [markdown]
 # ## The pairs
@@ -322,8 +332,8 @@ pd.DataFrame(
 # %% [markdown]
 # ## Reconstructions
 #
-# The first test images and their reconstructions by the base, by the base retrained on all
-# data, and by the longest run of the ladder, with each model's PSNR on the whole test split.
+# The first test images and their reconstructions by the base, by the longest run of the ladder
+# and by the base retrained on all data, with each model's PSNR on the whole test split.
 
 # %%
 count = 10
