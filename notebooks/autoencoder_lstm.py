@@ -15,10 +15,10 @@
 # %% [markdown]
 # # Other kinds of network: an autoencoder and an LSTM
 #
-# The pairs of the other recipes are all image classifiers built from convolutions. A codec for
-# updates should also meet other layer types and other tasks: this recipe makes the cases of the
-# call (**retraining** with more data, for more epochs, in a chain; **transfer learning** with
-# classes added) for two networks of another kind.
+# The networks of the other recipes are convolutional image classifiers (and a detector built on
+# one). A codec for updates should also meet other layers and other tasks: this recipe makes the
+# cases of the call (**retraining** with more data, for more epochs, in a chain; **transfer
+# learning** with classes added) for two networks of another kind.
 #
 # - A **convolutional autoencoder** (ci: scikit-learn's digits; full: CIFAR-10 from
 #   `$PAIRZOO_DATA`): convolutions down to a small code, transposed convolutions back up. Its output
@@ -44,10 +44,10 @@
 # exporter every PyTorch recipe here uses) writes the four tensors as initializers under their
 # framework names and reorders them with `Slice` and `Concat` nodes in front of the `LSTM` node.
 # Folding those nodes away (the legacy exporter's constant folding, or the dynamo exporter's
-# optimiser) would leave reordered copies under names the exporter makes up. The graph is kept
-# unfolded: onnxruntime does the reordering on loading, and the framework's tensors stay
-# individually replaceable, so the coded samples of these pairs are scored without PyTorch like
-# every other PyTorch pair. The tables below trace the `LSTM` node's inputs back to them.
+# optimiser) would leave reordered copies under names the exporter makes up. The graph keeps
+# those few small nodes instead: the framework's tensors stay individually replaceable, so the coded
+# samples of these pairs are scored without PyTorch like every other PyTorch pair. The tables below
+# trace the `LSTM` node's inputs back to them.
 
 # %% tags=["parameters"]
 profile = "ci"  # "ci": scikit-learn's digits; "full": CIFAR-10 from $PAIRZOO_DATA
