@@ -47,6 +47,13 @@ SMOKE = {
         "chain_fractions": [1.0],
     },
     "transfer_classes": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
+    "federated_rounds": {
+        "clients": 3,
+        "rounds": 2,
+        "client_round": 2,
+        "local_epochs": 1,
+        "warm_start_epochs": 2,
+    },
     "keras_transfer": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
 }
 # Recipes that read what others made: those run first, with their smoke parameters, into the folder.
