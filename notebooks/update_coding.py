@@ -56,16 +56,16 @@ profile = "ci"  # which output folder: artifacts/<profile>
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
 qps = [-20, -25, -30, -35, -40, -45, -50, -55, -60]  # QP ladder, coarse to fine
 tolerance = 0.5  # largest metric loss (points) of an operating point
+workers = 2  # processes coding pairs side by side
 
 # %%
-from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
-from pairzoo import codec, coded_samples, manifest
+from pairzoo import codec, coded_samples, ladder, manifest
 from pairzoo.atomic import write_text
 from pairzoo.profiles import artifacts_dir
 from pairzoo.timing import SECONDS, timed
@@ -90,64 +90,23 @@ else:
 # %% [markdown]
 # ## Coding every pair along the QP ladder, keeping the operating points
 #
-# `row` scores one coding and turns it into a table row. The loop codes each pair with every method
-# at every QP, from coarse to fine. The operating point of the full and of the incremental (tca)
-# coding is the first QP whose metric loss is at most `tolerance` points (the finest QP of the
-# ladder if none is); only those codings are kept.
+# `ladder.code_pair` codes one pair losslessly (float32, gzip and zstd of the delta) and then, at
+# every QP from coarse to fine, with full NNC, incremental NNC with and without TCA, and gzip and
+# zstd of the delta rounded to NNC's step; every coding is decoded and scored. The operating point
+# of the full and of the incremental (tca) coding is the first QP whose metric loss is at most
+# `tolerance` points (the finest QP of the ladder if none is); only those codings are kept. Pairs
+# are independent, so `workers` processes code them side by side.
 
 # %%
-SAMPLES = {"nnc-full": "full", "nnc-incremental-tca": "incremental"}
-COLUMNS = ["pair", "method", "qp", "bytes", "bits/param", "× float32", "metric", "Δ metric"]
-COLUMNS += ["encode s", "decode s"]
-last = {}  # the reconstruction scored last, and its score
-
-
-def row(pair, coding, qp=None):
-    if last.get("tensors") is not coding.reconstruction:  # the baselines share one
-        last.update(tensors=coding.reconstruction, value=pair.evaluate(coding.reconstruction))
-    value = last["value"]
-    return {
-        "pair": pair.pair_id,
-        "method": coding.method,
-        "qp": qp,
-        "bytes": coding.size,
-        "bits/param": 8 * coding.size / pair.parameters,
-        "× float32": coding.size / (4 * pair.parameters),
-        "metric": value,
-        "Δ metric": value - pair.reference,
-        "encode s": coding.encode_seconds,
-        "decode s": coding.decode_seconds,
-    }
-
-
-rows, chosen, pairs = [], {}, {}
-for pair_id in pair_ids:
-    with timed("code"):
-        pair = pairs[pair_id] = coded_samples.load_pair(folder, entries, pair_id)
-        base, updated = pair.base, pair.updated
-        lossless = [codec.float32(updated)]
-        lossless += [codec.delta_lossless(base, updated, name) for name in codec.COMPRESSORS]
-        rows += [row(pair, coding) for coding in lossless]
-        picks, settled = {}, set()
-        for qp in sorted(qps, reverse=True):
-            settings = codec.NncSettings(qp)
-            codings = [
-                codec.nnc_full(updated, settings),
-                codec.nnc_update(base, updated, settings),
-                codec.nnc_update(base, updated, replace(settings, tca=True)),
-            ]
-            codings += codec.delta_quantised(base, updated, settings)
-            for coding in codings:
-                rows.append(row(pair, coding, qp))
-                name = SAMPLES.get(coding.method)
-                if name and name not in settled:
-                    picks[name] = coding
-                    if -rows[-1]["Δ metric"] <= tolerance:
-                        settled.add(name)
-        chosen[pair_id] = picks
+with timed("code"):
+    ladders = ladder.code_pairs(folder, entries, pair_ids, qps, tolerance, workers)
+rows = [row for result in ladders.values() for row in result.rows]
+chosen = {pair_id: result.chosen for pair_id, result in ladders.items()}
+pairs = {pair_id: coded_samples.load_pair(folder, entries, pair_id) for pair_id in pair_ids}
+for pair_id, pair in pairs.items():
     print(f"{pair_id}: {pair.parameters:,} values, {pair.metric} {pair.reference:.2f} uncoded")
 
-results = pd.DataFrame(rows, columns=COLUMNS)
+results = pd.DataFrame(rows, columns=ladder.COLUMNS)
 full = results[results["method"] == "nnc-full"].set_index(["pair", "qp"])["bytes"]
 results["× nnc-full"] = [
     b / full.get((p, q), np.nan) for p, q, b in results[["pair", "qp", "bytes"]].values
@@ -231,8 +190,9 @@ table.set_index("pair").round(3) if not table.empty else print("(no pairs)")
 # %% [markdown]
 # ## Rate and metric along the ladder
 #
-# One panel per pair, grouped by relation: the metric change against bits per parameter for every
-# method (log scale; lossless baselines as single points, the raw float32 model at 32 bits).
+# One panel per recipe and relation (the first of its pairs; every pair's rows are in the table
+# file below), grouped by relation: the metric change against bits per parameter for every method
+# (log scale; lossless baselines as single points, the raw float32 model at 32 bits).
 
 # %%
 styles = {
@@ -245,7 +205,12 @@ styles = {
     "zstd-delta": ("C4", "P"),
     "float32": ("k", "*"),
 }
-ordered = sorted(pair_ids, key=lambda p: (entries["pairs"][p]["relation"], p))
+first = {}
+for pair_id in pair_ids:
+    first.setdefault(
+        (entries["pairs"][pair_id]["recipe"], entries["pairs"][pair_id]["relation"]), pair_id
+    )
+ordered = sorted(first.values(), key=lambda p: (entries["pairs"][p]["relation"], p))
 columns = 3
 nrows = max(1, -(-len(ordered) // columns))
 fig, axes = plt.subplots(nrows, columns, figsize=(12, 3.2 * nrows), sharey=True, squeeze=False)
@@ -329,7 +294,7 @@ Markdown(reading())
 
 # %% [markdown]
 # All rows, for every pair, method and QP, are in `update_coding/results.csv` of the output folder.
-# The time spent here (seconds; nncodec's import is part of the first pair):
+# The time spent here (seconds; `code` is the wall time of coding every pair in `workers` processes):
 
 # %%
 timings = {k: round(v, 2) for k, v in sorted(SECONDS.items())}

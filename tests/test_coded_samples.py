@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from pairzoo import codec, coded_samples, manifest
+from pairzoo import codec, coded_samples, ladder, manifest
 from pairzoo.cli import main
 from pairzoo.validate import validate
 
@@ -94,3 +94,22 @@ def test_model_recipes_rerunning_keep_the_codings(coded_copy, digits):
     coded_samples.forget(coded_copy, "ci")
     assert "codings" not in manifest.load(coded_copy)
     assert not (coded_copy / "update_coding").exists()
+
+
+def test_ladder_in_two_processes_equals_one_process(built_folder):
+    entries = manifest.load(built_folder)
+    one = ladder.code_pairs(built_folder, entries, PAIRS, [-24, -40], 0.5, workers=1)
+    two = ladder.code_pairs(built_folder, entries, PAIRS, [-24, -40], 0.5, workers=2)
+    assert list(two) == list(PAIRS)
+    for pair_id in PAIRS:
+        drop = ["encode s", "decode s"]
+        assert [{k: v for k, v in r.items() if k not in drop} for r in one[pair_id].rows] == [
+            {k: v for k, v in r.items() if k not in drop} for r in two[pair_id].rows
+        ]
+        assert set(two[pair_id].chosen) == {"full", "incremental"}
+        sample = two[pair_id].chosen["incremental"]
+        assert codec.tensors_sha256(sample.reconstruction) == codec.tensors_sha256(
+            one[pair_id].chosen["incremental"].reconstruction
+        )
+    methods = {r["method"] for r in one[PAIRS[0]].rows}
+    assert {"float32", "nnc-full", "nnc-incremental", "nnc-incremental-tca"} <= methods
