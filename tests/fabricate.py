@@ -30,7 +30,7 @@ def imagenet(root: Path, val: str, per_class: int = 4, val_per_class: int = 2) -
     """
     folder = root / "imagenet"
     rng = np.random.default_rng(0)
-    for c, wnid in enumerate(WNIDS):
+    for wnid in WNIDS:
         for i in range(per_class):
             _jpeg(folder / "train" / wnid / f"{wnid}_{i}.JPEG", rng)
     count = val_per_class * len(WNIDS)
