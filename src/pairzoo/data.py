@@ -215,6 +215,17 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
     return np.sort(np.concatenate(chosen))
 
 
+def calibration_images(data: ImageData, limit: int, seed: int) -> np.ndarray | ImageFiles:
+    """The training images, or a class-stratified sample of about `limit` of them if more.
+
+    Images read from files are decoded with the evaluation transform (no augmentation).
+    """
+    if len(data.y_train) <= limit:
+        return data.x_train
+    chosen = data.x_train[stratified_subset(data.y_train, limit / len(data.y_train), seed)]
+    return chosen if isinstance(chosen, np.ndarray) else chosen.for_evaluation()
+
+
 def select_classes(data: ImageData, classes: Sequence[int]) -> ImageData:
     """The images of `classes` only, each labelled by its class's position in `classes` (its slot).
 

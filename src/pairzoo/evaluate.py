@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from pairzoo.data import ImageData
 from pairzoo.errors import PairzooError
+from pairzoo.image_files import ImageFiles
 
 PROVIDERS = ["CPUExecutionProvider"]
 
@@ -50,7 +51,10 @@ class OnnxEvaluator:
         self.batch_size = batch_size
         self.x, self.y = self._inputs(data), data.y_test
 
-    def _inputs(self, data: ImageData) -> np.ndarray:
+    def _batch(self, start: int) -> np.ndarray:
+        return np.asarray(self.x[start : start + self.batch_size], dtype=np.float32)
+
+    def _inputs(self, data: ImageData) -> np.ndarray | ImageFiles:
         wanted = tuple(self.input.shape[1:])
         if wanted == data.x_test.shape[1:]:
             return data.x_test
@@ -74,7 +78,7 @@ class OnnxEvaluator:
                 )
             feeds[name] = value.reshape(default.shape)
         logits = [
-            self.session.run(None, {**feeds, self.input.name: self.x[i : i + self.batch_size]})[0]
+            self.session.run(None, {**feeds, self.input.name: self._batch(i)})[0]
             for i in range(0, len(self.x), self.batch_size)
         ]
         return self.score(np.concatenate(logits), self.y)

@@ -57,6 +57,10 @@ class ImageFiles:
             return self.decode(int(key)).numpy()
         return ImageFiles(self.paths[key], self.train, self.size)
 
+    def for_evaluation(self) -> ImageFiles:
+        """The same files with the evaluation transform (no augmentation)."""
+        return ImageFiles(self.paths, train=False, size=self.size)
+
     def decode(self, index: int) -> torch.Tensor:
         """The image at `index`, transformed (CHW float32)."""
         return self.transform(pil_loader(self.paths[index]))
