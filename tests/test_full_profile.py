@@ -1,17 +1,25 @@
 """The full profile on `tiny-real` data: miniatures of the real datasets and weight caches."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
+from pairzoo import manifest
 from pairzoo.data import load_dataset
 from pairzoo.detection_data import load_detection_task
 from pairzoo.errors import PairzooError
 from pairzoo.image_files import ImageFiles
 from pairzoo.models import HEADS, build_model
 from pairzoo.pretrained import keras_mobilenet_v2, torch_checkpoint
+from pairzoo.validate import validate
 
 from . import fabricate
+from .conftest import ROOT
 
 
 @pytest.fixture
@@ -97,3 +105,84 @@ def test_keras_weights_are_looked_up_in_its_cache(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / name).write_bytes(b"")
     assert keras_mobilenet_v2(224).path == tmp_path / "models" / name
+
+
+def test_retraining_runs_in_the_full_profile_on_tiny_imagenet(tmp_path, monkeypatch):
+    fabricate.imagenet(tmp_path / "data", "devkit")
+    fabricate.torch_weights(tmp_path / "torch", "resnet18")
+    env = {
+        **os.environ,
+        "PAIRZOO_DATA": str(tmp_path / "data"),
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "PAIRZOO_WORKERS": "2",
+        "MPLBACKEND": "Agg",
+    }
+    parameters = {
+        "profile": "full",
+        "artifacts": tmp_path / "out",
+        "architecture": "resnet18",
+        "base_epochs": 1,
+        "retrain_epochs": 1,
+        "ladder": [1],
+        "chain_fractions": [1.0],
+    }
+    command = [sys.executable, "-m", "pairzoo.cli", "run", "notebooks/retraining.py"]
+    for name, value in parameters.items():
+        command += ["-p", name, str(value)]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=600)
+    assert validate(tmp_path / "out") == []
+    entries = manifest.load(tmp_path / "out")
+    base = entries["models"]["retraining/base"]
+    assert base["architecture"] == "resnet18" and base["input_shape"] == [3, 224, 224]
+    assert base["training"]["dataset"] == "imagenet" and base["classes"] == list(fabricate.WNIDS)
+    assert base["training"]["pretrained"]["file"] == "resnet18-f37072fd.pth"
+    assert "pretrained" not in entries["models"]["retraining/more-data"]["training"]
+    assert set(entries["pairs"]) >= {"retraining/base..more-data", "retraining/base..epochs-1"}
+
+
+DDP_SCRIPT = """
+import json, sys
+import numpy as np, torch
+from pairzoo import distributed
+from pairzoo.data import load_dataset
+from pairzoo.models import build_model
+from pairzoo.publish import PairWriter
+from pairzoo.train import TrainConfig, accuracy, train
+
+data = load_dataset("full", "imagenet")
+model = build_model("digits-cnn", 3, 3, seed=0)
+losses = train(model, data.x_train, data.y_train, TrainConfig(epochs=1, batch_size=4, seed=0))
+top1 = accuracy(model, data.x_test, data.y_test, batch_size=4)
+with torch.no_grad():
+    logits = model.eval()(torch.from_numpy(np.asarray(data.x_test)))
+alone = 100.0 * float((logits.argmax(1).numpy() == data.y_test).mean())
+writer = PairWriter("ddp", "full", data, sys.argv[1])
+state = {k: v.double().sum().item() for k, v in model.state_dict().items()}
+print(json.dumps({"rank": distributed.rank(), "losses": losses, "top1": top1, "alone": alone,
+                  "state": state, "folder": str(writer.folder)}))
+"""
+
+
+def test_torchrun_trains_on_every_process_and_only_rank_0_writes(tmp_path):
+    fabricate.imagenet(tmp_path / "data", "folders")
+    (tmp_path / "ddp.py").write_text(DDP_SCRIPT)
+    env = {**os.environ, "PAIRZOO_DATA": str(tmp_path / "data"), "PAIRZOO_WORKERS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    done = subprocess.run(
+        [*command, str(tmp_path / "ddp.py"), str(tmp_path / "out")],
+        env=env,
+        check=True,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
+    ranks = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")),
+                   key=lambda r: r["rank"])  # fmt: skip
+    assert [r["rank"] for r in ranks] == [0, 1]
+    first, second = ranks
+    assert first["state"] == second["state"] and first["losses"] == second["losses"]
+    assert first["top1"] == second["top1"] == pytest.approx(first["alone"])
+    assert (
+        first["folder"] == str(tmp_path / "out") and (tmp_path / "out" / "manifest.json").exists()
+    )
+    assert second["folder"] != first["folder"] and not os.path.exists(second["folder"])

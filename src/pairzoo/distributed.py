@@ -54,6 +54,13 @@ def all_sum(values: list[float]) -> list[float]:
     return total.tolist()
 
 
+def share_buffers(model: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (BatchNorm statistics), so all hold one model."""
+    if world_size() > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, 0)
+
+
 def autocast(here: torch.device) -> AbstractContextManager:
     """Mixed precision on CUDA (bfloat16 where supported, else float16); none on the CPU."""
     if here.type != "cuda":

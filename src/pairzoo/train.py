@@ -149,6 +149,7 @@ def train(
                     scaler.update()
                     total += loss.item() * len(targets)
                 schedule.step()
+                distributed.share_buffers(model)
                 model.eval()
                 total, count = distributed.all_sum([total, float(len(order))])
                 losses.append(total / count)
