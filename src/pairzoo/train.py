@@ -133,7 +133,7 @@ def train(
     try:
         for param in frozen:
             param.requires_grad_(False)
-        net = _parallel(model.to(here), here)
+        net = parallel(model.to(here), here)
         for epoch in range(1, config.epochs + 1):
             with timed("train"):
                 _train_mode(model, config.trainable)
@@ -162,7 +162,7 @@ def train(
     return losses
 
 
-def _parallel(model: nn.Module, here: torch.device) -> nn.Module:
+def parallel(model: nn.Module, here: torch.device) -> nn.Module:
     """`model` wrapped in DistributedDataParallel under torchrun; as it is otherwise."""
     if distributed.world_size() == 1:
         return model
