@@ -18,7 +18,9 @@
 # The call's case **base and updated are compressed versions of the same network with different
 # compression rates**, and its use case *an update to higher precision / less compression*: a
 # receiver holds a coarse version of a network and gets a finer one. The recipe trains one float
-# classifier (ci: the digits CNN on scikit-learn's digits) and derives three **ladders** from it.
+# classifier (ci: the digits CNN on scikit-learn's digits; full: ResNet-50 on ImageNet from
+# torchvision's weights, VGG-16 or MobileNetV2 by `architecture`: with `epochs = 0` it is the
+# published network itself, as in MPEG's NNR evaluation) and derives three **ladders** from it.
 # Each ladder is a chain of pairs from the more compressed model (base) to the less compressed one
 # (updated):
 #
@@ -35,9 +37,11 @@
 # zero.
 
 # %% tags=["parameters"]
-profile = "ci"  # "ci": scikit-learn's digits; "full": CIFAR-10 from $PAIRZOO_DATA
+profile = "ci"  # "ci": scikit-learn's digits; "full": `dataset` from $PAIRZOO_DATA
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
-architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet18 for full)
+dataset = "imagenet"  # full: imagenet, cifar10 or cifar100
+architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet50 for full)
+pretrained = True  # full: start from torchvision's ImageNet weights in $TORCH_HOME
 epochs = 12  # training of the float model
 finetune_epochs = 2  # after each pruning level
 bits = [2, 4, 6, 8]
@@ -65,17 +69,19 @@ from pairzoo.compression import (
     sparse_size,
     weight_sparsity,
 )
-from pairzoo.data import load_dataset
+from pairzoo.data import calibration_images, load_dataset
 from pairzoo.evaluate import OnnxEvaluator
 from pairzoo.export import INPUT_NAME, float_state
 from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
+from pairzoo.pretrained import torch_checkpoint
 from pairzoo.publish import PairWriter, Training
 from pairzoo.train import TrainConfig, accuracy, train
 
 if profile == "ci":
     torch.set_num_threads(1)  # tiny convolutions: fastest on one thread, and the same everywhere
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
-data = load_dataset(profile)
+data = load_dataset(profile, dataset)
+weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
 writer = PairWriter("compression_variants", profile, data, artifacts)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 TORCH = {"tool": "pytorch", "tool_version": torch.__version__}
@@ -122,12 +128,12 @@ def chain(names, series, describe=lambda base, updated: ""):
 # %% [markdown]
 # ## The float model
 #
-# A freshly initialised network trained with SGD and a cosine schedule on all training images; its
-# size is every float tensor at 4 bytes.
+# A network trained with SGD and a cosine schedule on all training images, freshly initialised (ci)
+# or from the ImageNet weights (full); its size is every float tensor at 4 bytes.
 
 # %%
 config = TrainConfig(epochs=epochs, lr=0.05, seed=seed)
-net = build_model(architecture, len(data.classes), data.input_shape[0], seed)
+net = build_model(architecture, len(data.classes), data.input_shape[0], seed, weights)
 train(net, data.x_train, data.y_train, config)
 float_bytes = sum(4 * t.numel() for t in float_state(net).values())
 float_top1 = accuracy(net, data.x_test, data.y_test)
@@ -135,7 +141,7 @@ writer.add_model(
     "float",
     net,
     architecture=architecture,
-    training=Training(config, 1.0, len(data.y_train), seed),
+    training=Training(config, 1.0, len(data.y_train), seed, pretrained=weights),
     metrics={"top1": float_top1},
     description="the uncompressed float32 network every variant is made from",
 )
@@ -146,14 +152,16 @@ print(f"       float: top-1 {float_top1:6.2f}%, {float_bytes:7d} bytes")
 #
 # For runtimes that execute integer models, the float ONNX is also quantised statically by
 # `onnxruntime.quantization` to int8 in QDQ format (weights and activations per tensor, min-max
-# ranges calibrated on the training images) and measured in onnxruntime. It is a file of the float
-# model (`onnx-int8-qdq`, described under `derived`), not a model of the ladders: its tensors are
-# int8 and its graph differs from the float one.
+# ranges calibrated on the training images, at most about 2048 of them, stratified by class) and
+# measured in onnxruntime. It is a file of the float model (`onnx-int8-qdq`, described under
+# `derived`), not a model of the ladders: its tensors are int8 and its graph differs from the float
+# one.
 
 # %%
 float_onnx = writer.path_stem("float").with_suffix(".onnx")
+calibration = calibration_images(data, 2048, seed)
 qdq = int8_qdq(float_onnx, writer.path_stem("float-int8-qdq").with_suffix(".onnx"),
-               data.x_train, INPUT_NAME)  # fmt: skip
+               calibration, INPUT_NAME)  # fmt: skip
 qdq_top1 = OnnxEvaluator(qdq, data, "top1")()
 writer.attach(
     "float",
@@ -162,7 +170,7 @@ writer.attach(
     {
         "method": "static-int8-quantisation",
         "parameters": {"format": "QDQ", "granularity": "per-tensor", "calibration": "min-max, "
-                       f"{len(data.x_train)} training images", "activations": "int8"},
+                       f"{len(calibration)} training images", "activations": "int8"},
         "tool": "onnxruntime",
         "tool_version": ort.__version__,
         "size_bytes": qdq.stat().st_size,

@@ -33,8 +33,9 @@
 # feature level at stride 4, and a two-conv head; the data are **digit canvases**: 1–4 digits from
 # scikit-learn's digits pasted at 8–16 pixels on a 48×48 canvas, boxes tight around the ink,
 # generated from a seed (train canvases from the digits' train split, test canvases from its test
-# split). For `full` the base is a ResNet-18 trained on the object crops of Pascal VOC 2012, the
-# detector puts an FPN on its stages, and the data are VOC 2012 read from `$PAIRZOO_DATA/voc2012`.
+# split). For `full` the base is a ResNet-50 (another ResNet by `architecture`) that starts from
+# torchvision's ImageNet weights and is trained on the object crops of Pascal VOC 2012, the detector
+# puts an FPN on its stages, and the data are VOC 2012 read from `$PAIRZOO_DATA/voc2012`.
 #
 # **Tensor names.** The classifier holds `features.0.0.weight`; inside the detector the same
 # tensor is `backbone.body.0.0.weight`. Each pair records this name map (updated name → base name),
@@ -50,6 +51,8 @@
 # %% tags=["parameters"]
 profile = "ci"  # "ci": digit canvases from scikit-learn's digits; "full": Pascal VOC 2012
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
+architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet50 for full)
+pretrained = True  # full: the base starts from torchvision's ImageNet weights in $TORCH_HOME
 canvases = 1000  # ci: number of training canvases
 base_epochs = 10
 detector_steps = 200
@@ -78,10 +81,12 @@ from pairzoo.detection import (
 from pairzoo.detection_data import load_detection_task
 from pairzoo.export import DetectorExporter
 from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
+from pairzoo.pretrained import torch_checkpoint
 from pairzoo.publish import PairWriter, Training
 from pairzoo.train import TrainConfig, accuracy, train
 
-architecture = DEFAULT_ARCHITECTURE[profile]
+architecture = architecture or DEFAULT_ARCHITECTURE[profile]
+weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
 classification, detection = load_detection_task(profile, canvases, seed)
 writer = PairWriter("detection_backbone", profile, classification, artifacts)
 print(f"base: {classification.info.name}: {classification.sizes}")
@@ -90,19 +95,22 @@ print(f"detector: {detection.info.name}: {detection.sizes}; writing to {writer.f
 # %% [markdown]
 # ## The base classifier
 #
-# Trained from scratch on the whole classification training set with SGD and a cosine schedule;
-# its top-1 accuracy on the test split goes into the manifest.
+# Trained on the whole classification training set with SGD and a cosine schedule, from scratch
+# (ci) or from the ImageNet weights (full); its top-1 accuracy on the test split goes into the
+# manifest.
 
 # %%
 base_config = TrainConfig(epochs=base_epochs, lr=0.05, seed=seed)
-base = build_model(architecture, len(classification.classes), classification.input_shape[0], seed)
+base = build_model(
+    architecture, len(classification.classes), classification.input_shape[0], seed, weights
+)
 train(base, classification.x_train, classification.y_train, base_config)
 top1 = accuracy(base, classification.x_test, classification.y_test)
 writer.add_model(
     "base",
     base,
     architecture=architecture,
-    training=Training(base_config, 1.0, len(classification.y_train), seed),
+    training=Training(base_config, 1.0, len(classification.y_train), seed, pretrained=weights),
     metrics={"top1": top1},
     description="the classifier whose feature layers become the detectors' backbone",
 )

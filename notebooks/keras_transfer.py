@@ -24,8 +24,9 @@
 #
 # The ci profile uses a Keras twin of the PyTorch digits CNN (three conv–BatchNorm–ReLU blocks and
 # a linear head, NCHW input permuted inside the network) on scikit-learn's digits, base on digits
-# 0–7. The full profile (MobileNetV2 with local ImageNet weights) is not implemented yet and says
-# so.
+# 0–7. The full profile uses Keras's MobileNetV2 with its ImageNet weights read from Keras's cache
+# (a fresh head; the dataset's NCHW images permuted and resized to 224×224 inside the network), on
+# CIFAR-10 from `$PAIRZOO_DATA` (CIFAR-100 by `dataset`), base on classes 0–7.
 #
 # Every model is written three ways: the Keras model itself (`.keras`), its weights as safetensors
 # under their Keras paths (`block1_conv/kernel`, `head/bias`, …; the pair statistics are computed
@@ -42,8 +43,9 @@
 # | `add-whole` | all classes (8 → 10 outputs) | same start, **whole network** fine-tuned |
 
 # %% tags=["parameters"]
-profile = "ci"  # "ci": scikit-learn's digits; "full": not implemented yet (MobileNetV2)
+profile = "ci"  # "ci": scikit-learn's digits; "full": MobileNetV2 on `dataset` from $PAIRZOO_DATA
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
+dataset = "cifar10"  # full: cifar10 or cifar100
 base_classes = [0, 1, 2, 3, 4, 5, 6, 7]
 exchanges = [[9], [8, 9]]  # unseen classes that take over the base's last slots
 base_epochs = 15
@@ -61,17 +63,21 @@ from pairzoo.data import load_dataset, select_classes
 from pairzoo.keras_export import keras_state, save_keras
 from pairzoo.keras_models import (
     HEAD,
+    KERAS_IMAGE_SIZE,
     build_keras_model,
     keras_accuracy,
     load_keras,
     remap_head,
     train_keras,
 )
+from pairzoo.pretrained import keras_mobilenet_v2
 from pairzoo.publish import PairMeasurement, PairWriter, Training
 from pairzoo.report import layer_change, recipe_entries, structure_table
 from pairzoo.train import TrainConfig
 
-data = load_dataset(profile)
+data = load_dataset(profile, dataset)
+weights = keras_mobilenet_v2(KERAS_IMAGE_SIZE) if profile == "full" else None
+architecture = "keras-mobilenet_v2" if weights else "keras-digits-cnn"
 keras = load_keras(seed, threads=1 if profile == "ci" else None)  # tiny convolutions: one thread
 writer = PairWriter("keras_transfer", profile, data, artifacts)
 print(f"{data.info.name}: {data.sizes}; keras {keras.__version__}; writing to {writer.folder}")
@@ -86,14 +92,15 @@ print(f"{data.info.name}: {data.sizes}; keras {keras.__version__}; writing to {w
 def publish(name, model, task, config, start=None, description=""):
     files = save_keras(model, writer.path_stem(name), data.x_test[:64])
     top1 = keras_accuracy(model, task.x_test, task.y_test)
+    first = weights if start is None else None
     writer.record_model(
         name,
         files,
         framework="keras",
         framework_version=keras.__version__,
-        architecture="keras-digits-cnn",
+        architecture=architecture,
         parameters=model.count_params(),
-        training=Training(config, 1.0, len(task.y_train), seed, start, classes=task.classes),
+        training=Training(config, 1.0, len(task.y_train), seed, start, task.classes, first),
         metrics={"top1": top1},
         description=description,
         classes=task.classes,
@@ -116,12 +123,13 @@ def known_classes(model, task):
 # %% [markdown]
 # ## The base
 #
-# A freshly initialised network trained with SGD and a cosine schedule on the base's classes.
+# A network trained with SGD and a cosine schedule on the base's classes: freshly initialised (ci),
+# or MobileNetV2 from its ImageNet weights with a fresh head (full).
 
 # %%
 base_task = select_classes(data, base_classes)
 base_config = TrainConfig(epochs=base_epochs, lr=0.05, seed=seed)
-base = build_keras_model(profile, len(base_classes), data.input_shape, seed)
+base = build_keras_model(len(base_classes), data.input_shape, seed, weights)
 train_keras(base, base_task.x_train, base_task.y_train, base_config)
 publish("base", base, base_task, base_config, description="trained on part of the classes")
 

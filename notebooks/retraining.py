@@ -30,15 +30,22 @@
 # | chain | base → `chain-1` (60% of the data) → `chain-2` (all of it) | each update is the base of the next |
 # | other hyper-parameters | the base retrained on all data with Adam, or with a larger SGD step | same data, different optimisation |
 #
+# In the `full` profile the same scenario runs on ImageNet with ResNet-50, one of the networks of
+# MPEG's NNR evaluation framework (the `dataset` and `architecture` parameters choose others), and
+# the base starts from torchvision's published ImageNet weights, so every update refines a network
+# that is already good; {doc}`../book/full_set` gives the commands, times and disk space.
+#
 # Every model is written as safetensors (the framework's tensors) and ONNX (opset 18, each
 # framework tensor an initializer under its own name, BatchNorm unfolded), checked in onnxruntime,
 # and entered in the manifest with its training record and test accuracy. Each pair gets per-tensor
 # change statistics: fraction of values changed, relative L2 norm of the delta, max |Δ|.
 
 # %% tags=["parameters"]
-profile = "ci"  # "ci": scikit-learn's digits; "full": CIFAR-10 from $PAIRZOO_DATA
+profile = "ci"  # "ci": scikit-learn's digits; "full": `dataset` from $PAIRZOO_DATA
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
-architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet18 for full)
+dataset = "imagenet"  # full: imagenet, cifar10 or cifar100
+architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet50 for full)
+pretrained = True  # full: the base starts from torchvision's ImageNet weights in $TORCH_HOME
 base_fraction = 0.1
 base_epochs = 30
 retrain_epochs = 12
@@ -55,11 +62,13 @@ import pandas as pd
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, stratified_subset
 from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
+from pairzoo.pretrained import torch_checkpoint
 from pairzoo.publish import PairWriter, Training
 from pairzoo.train import TrainConfig, accuracy, train
 
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
-data = load_dataset(profile)
+data = load_dataset(profile, dataset)
+weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
 writer = PairWriter("retraining", profile, data, artifacts)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 
@@ -76,7 +85,8 @@ def subset(fraction):
 
 
 def publish(name, model, config, fraction, start=None, description=""):
-    training = Training(config, fraction, len(subset(fraction)[1]), seed, start)
+    first = weights if start is None else None
+    training = Training(config, fraction, len(subset(fraction)[1]), seed, start, pretrained=first)
     top1 = accuracy(model, data.x_test, data.y_test)
     writer.add_model(
         name,
@@ -92,12 +102,12 @@ def publish(name, model, config, fraction, start=None, description=""):
 # %% [markdown]
 # ## The base
 #
-# A freshly initialised network trained with SGD and a cosine schedule on 10% of the training
-# set.
+# A network trained with SGD and a cosine schedule on 10% of the training set: freshly
+# initialised (ci), or starting from torchvision's published ImageNet weights (full, `pretrained`).
 
 # %%
 base_config = TrainConfig(epochs=base_epochs, lr=0.05, seed=seed)
-base = build_model(architecture, len(data.classes), data.input_shape[0], seed)
+base = build_model(architecture, len(data.classes), data.input_shape[0], seed, weights)
 train(base, *subset(base_fraction), base_config)
 publish("base", base, base_config, base_fraction, description="trained on part of the data")
 

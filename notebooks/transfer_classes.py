@@ -23,8 +23,10 @@
 # one.
 #
 # The recipe trains one **base** on a subset of the classes (ci: digits 0–7 of scikit-learn's
-# digits; full: CIFAR-10 classes 0–7 from `$PAIRZOO_DATA`), then derives every updated model from
-# it (a star):
+# digits; full: CIFAR-10 classes 0–7 from `$PAIRZOO_DATA`, or CIFAR-100's or ImageNet's by
+# `dataset`), then derives every updated model from it (a star). In the full profile the base is a
+# ResNet-50 whose every layer but the head starts from torchvision's ImageNet weights: transfer
+# from ImageNet to the new classes, as practised (CIFAR's images are seen at their 32×32 size).
 #
 # | updated model | task | how |
 # |---|---|---|
@@ -39,9 +41,11 @@
 # the new tensor that continues the old one (`correspondence`) and its change statistics.
 
 # %% tags=["parameters"]
-profile = "ci"  # "ci": scikit-learn's digits; "full": CIFAR-10 from $PAIRZOO_DATA
+profile = "ci"  # "ci": scikit-learn's digits; "full": `dataset` from $PAIRZOO_DATA
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
-architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet18 for full)
+dataset = "cifar10"  # full: cifar10, cifar100 or imagenet
+architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet50 for full)
+pretrained = True  # full: the base starts from torchvision's ImageNet weights in $TORCH_HOME
 base_classes = [0, 1, 2, 3, 4, 5, 6, 7]
 exchanges = [[9], [8, 9]]  # unseen classes that take over the base's last slots
 base_epochs = 20
@@ -60,6 +64,7 @@ from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, select_classes
 from pairzoo.export import float_state
 from pairzoo.models import DEFAULT_ARCHITECTURE, HEADS, build_model, remap_head
+from pairzoo.pretrained import torch_checkpoint
 from pairzoo.publish import PairMeasurement, PairWriter, Training
 from pairzoo.report import layer_change, recipe_entries, structure_table
 from pairzoo.train import TrainConfig, accuracy, train
@@ -68,7 +73,8 @@ if profile == "ci":
     torch.set_num_threads(1)  # tiny convolutions: fastest on one thread, and the same everywhere
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
 head = HEADS[architecture]
-data = load_dataset(profile)
+data = load_dataset(profile, dataset)
+weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
 writer = PairWriter("transfer_classes", profile, data, artifacts)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 
@@ -81,7 +87,8 @@ print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 
 # %%
 def publish(name, model, task, config, start=None, description=""):
-    training = Training(config, 1.0, len(task.y_train), seed, start, classes=task.classes)
+    first = weights if start is None else None
+    training = Training(config, 1.0, len(task.y_train), seed, start, task.classes, first)
     top1 = accuracy(model, task.x_test, task.y_test)
     writer.add_model(
         name,
@@ -109,12 +116,13 @@ def known_classes(model, task):
 # %% [markdown]
 # ## The base
 #
-# A freshly initialised network trained with SGD and a cosine schedule on the base's classes.
+# A network trained with SGD and a cosine schedule on the base's classes: freshly initialised (ci),
+# or from the ImageNet weights with a fresh head (full).
 
 # %%
 base_task = select_classes(data, base_classes)
 base_config = TrainConfig(epochs=base_epochs, lr=0.05, seed=seed)
-base = build_model(architecture, len(base_classes), data.input_shape[0], seed)
+base = build_model(architecture, len(base_classes), data.input_shape[0], seed, weights)
 train(base, base_task.x_train, base_task.y_train, base_config)
 publish("base", base, base_task, base_config, description="trained on part of the classes")
 

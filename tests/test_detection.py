@@ -5,7 +5,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-import torchvision
 
 from pairzoo import manifest
 from pairzoo.detection import (
@@ -30,6 +29,8 @@ from pairzoo.export import DetectorExporter, float_state
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
 from pairzoo.validate import validate
+
+from . import fabricate
 
 
 @pytest.fixture(scope="module")
@@ -56,32 +57,8 @@ def test_digit_canvases_are_deterministic_and_boxes_fit(digits, canvases):
     assert canvases.sizes == {"train": 48, "test": 12}
 
 
-def _write_voc(root, ids=("2008_000001", "2008_000002", "2008_000003")):
-    folder = root / "voc2012" / "VOCdevkit" / "VOC2012"
-    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
-        (folder / sub).mkdir(parents=True)
-    generator = torch.Generator().manual_seed(0)
-    for index, name in enumerate(ids):
-        height, width = 60 + 10 * index, 80
-        image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=generator)
-        torchvision.io.write_jpeg(image, str(folder / "JPEGImages" / f"{name}.jpg"))
-        objects = [("dog", 0, (11, 6, 50, 40)), ("person", 1, (2, 2, 20, 30)),
-                   ("car", 0, (30, 20, 79, 59))]  # fmt: skip
-        xml = "".join(
-            f"<object><name>{cls}</name><difficult>{hard}</difficult><bndbox><xmin>{x0}</xmin>"
-            f"<ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
-            for cls, hard, (x0, y0, x1, y1) in objects
-        )
-        (folder / "Annotations" / f"{name}.xml").write_text(
-            f"<annotation><filename>{name}.jpg</filename>{xml}</annotation>"
-        )
-    (folder / "ImageSets" / "Main" / "train.txt").write_text("\n".join(ids[:2]) + "\n")
-    (folder / "ImageSets" / "Main" / "val.txt").write_text(ids[2] + "\n")
-    return root
-
-
 def test_voc_reads_the_devkit_layout(tmp_path):
-    voc = load_voc(_write_voc(tmp_path) / "voc2012")
+    voc = load_voc(fabricate.voc(tmp_path).parents[1])
     assert voc.sizes == {"train": 2, "test": 1} and voc.classes == VOC_CLASSES
     sample = voc.train[1]
     assert sample.image.shape == (3, 70, 80) and 0 <= sample.image.min() <= sample.image.max() <= 1
@@ -98,7 +75,7 @@ def test_missing_or_broken_voc_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PAIRZOO_DATA", str(tmp_path))
     with pytest.raises(PairzooError, match="voc2012 not found.*VOCdevkit"):
         load_detection_task("full")
-    root = _write_voc(tmp_path)
+    root = fabricate.voc(tmp_path).parents[2]
     (root / "voc2012/VOCdevkit/VOC2012/Annotations/2008_000003.xml").write_text("<annotation>")
     with pytest.raises(PairzooError, match="2008_000003.xml is not a VOC annotation"):
         load_voc(root / "voc2012")
@@ -203,7 +180,7 @@ def test_validate_catches_a_false_reuse_claim(detector_files, tmp_path):
 
 
 def test_resnet_classifier_becomes_an_fpn_backbone(tmp_path):
-    classification, voc = None, load_voc(_write_voc(tmp_path) / "voc2012")
+    classification, voc = None, load_voc(fabricate.voc(tmp_path).parents[1])
     classification = object_crops(voc, side=32)
     base = build_model("resnet18", len(VOC_CLASSES), 3, 0)
     detector = build_detector(base, voc, seed=0)

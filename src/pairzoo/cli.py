@@ -1,4 +1,4 @@
-"""The `pairzoo` command: list, show and validate an output folder."""
+"""The `pairzoo` command: run a recipe; list, show, validate and package an output folder."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pairzoo.catalog import pair_rows
 from pairzoo.errors import PairzooError
 from pairzoo.package import package
 from pairzoo.profiles import PROFILES, artifacts_dir
+from pairzoo.recipe_run import parse_value, run_recipe
 from pairzoo.validate import validate
 
 
@@ -85,6 +86,12 @@ def _package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    parameters = {name: parse_value(value) for name, value in args.parameter}
+    run_recipe(Path(args.recipe), parameters)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     top = argparse.ArgumentParser(prog="pairzoo", description=__doc__)
@@ -105,6 +112,18 @@ def parser() -> argparse.ArgumentParser:
         if name == "list":
             sub.add_argument("--markdown", action="store_true", help="pair table in Markdown")
         sub.set_defaults(func=func)
+    run = commands.add_parser("run", help="run a recipe as a script (also under torchrun)")
+    run.add_argument("recipe", help="the recipe's .py file, e.g. notebooks/retraining.py")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter (a Python literal, else text)",
+    )
+    run.set_defaults(func=_run)
     return top
 
 

@@ -28,6 +28,7 @@ from torch.nn.utils import prune
 from pairzoo.atomic import atomic_path
 from pairzoo.errors import PairzooError
 from pairzoo.export import float_state
+from pairzoo.image_files import ImageFiles
 from pairzoo.timing import timed
 
 FLOAT_BITS = 32
@@ -138,9 +139,10 @@ def load_state(model: nn.Module, tensors: dict[str, np.ndarray]) -> nn.Module:
 class _Batches(CalibrationDataReader):
     """Feeds calibration images to onnxruntime's quantiser, one batch at a time."""
 
-    def __init__(self, input_name: str, x: np.ndarray, batch_size: int) -> None:
-        self.batches = iter(
-            [{input_name: x[i : i + batch_size]} for i in range(0, len(x), batch_size)]
+    def __init__(self, input_name: str, x: np.ndarray | ImageFiles, batch_size: int) -> None:
+        self.batches = (
+            {input_name: np.asarray(x[i : i + batch_size], dtype=np.float32)}
+            for i in range(0, len(x), batch_size)
         )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -149,7 +151,11 @@ class _Batches(CalibrationDataReader):
 
 
 def int8_qdq(
-    float_onnx: Path, out: Path, calibration: np.ndarray, input_name: str, batch_size: int = 128
+    float_onnx: Path,
+    out: Path,
+    calibration: np.ndarray | ImageFiles,
+    input_name: str,
+    batch_size: int = 128,
 ) -> Path:
     """Static int8 quantisation of an ONNX model (QDQ format, per tensor, min-max calibration)."""
     previous = logging.root.manager.disable

@@ -1,4 +1,4 @@
-"""Datasets: scikit-learn's digits (ci) and CIFAR-10 from its python-pickle release (full)."""
+"""Classification sets: scikit-learn's digits (ci); CIFAR-10/100 and ImageNet from disk (full)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.datasets import load_digits as sklearn_digits
@@ -14,9 +15,15 @@ from sklearn.model_selection import train_test_split
 from pairzoo.errors import PairzooError
 from pairzoo.profiles import check_profile, data_dir
 
+if TYPE_CHECKING:
+    from pairzoo.image_files import ImageFiles
+
 CIFAR10_LAYOUT = (
     "cifar-10-batches-py/ with data_batch_1 … data_batch_5, test_batch and batches.meta "
     "(the official python-pickle release, unpacked)"
+)
+CIFAR100_LAYOUT = (
+    "cifar-100-python/ with train, test and meta (the official python-pickle release, unpacked)"
 )
 CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype=np.float32)
 CIFAR_STD = np.array([0.2470, 0.2435, 0.2616], dtype=np.float32)
@@ -47,11 +54,14 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class ImageData:
-    """An image classification set as float32 NCHW arrays and int64 labels."""
+    """An image classification set: float32 NCHW images and int64 labels.
 
-    x_train: np.ndarray
+    Images are arrays in memory, or `ImageFiles` (decoded on access) for sets too large for it.
+    """
+
+    x_train: np.ndarray | ImageFiles
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: np.ndarray | ImageFiles
     y_test: np.ndarray
     classes: tuple[str, ...]
     info: DatasetInfo
@@ -90,6 +100,15 @@ CIFAR10 = DatasetInfo(
     splits={"train": "data_batch_1 … data_batch_5", "test": "test_batch"},
 )
 
+CIFAR100 = DatasetInfo(
+    id="cifar100",
+    name="CIFAR-100 (100 fine classes)",
+    source="https://www.cs.toronto.edu/~kriz/cifar.html (python version), read from $PAIRZOO_DATA",
+    citation=CIFAR10.citation,
+    licence=CIFAR10.licence,
+    splits={"train": "train (fine labels)", "test": "test (fine labels)"},
+)
+
 
 def load_digits() -> ImageData:
     """scikit-learn's digits as 1×8×8 images scaled to [-1, 1], split 80/20 (stratified, seed 0)."""
@@ -103,19 +122,19 @@ def load_digits() -> ImageData:
     return ImageData(x_train, y_train, x_test, y_test, classes, DIGITS)
 
 
-def _unpickle(path: Path) -> dict:
+def _unpickle(path: Path, layout: str) -> dict:
     if not path.is_file():
-        raise PairzooError(f"missing CIFAR-10 file {path}; expected {CIFAR10_LAYOUT}")
+        raise PairzooError(f"missing CIFAR file {path}; expected {layout}")
     with path.open("rb") as handle:
         return pickle.load(handle, encoding="bytes")
 
 
-def _cifar_images(batch: dict, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _cifar_images(batch: dict, path: Path, key: bytes = b"labels") -> tuple[np.ndarray, np.ndarray]:
     try:
         raw = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        labels = np.asarray(batch[key], dtype=np.int64)
     except (KeyError, ValueError) as exc:
-        raise PairzooError(f"{path} is not a CIFAR-10 python batch: {exc}") from exc
+        raise PairzooError(f"{path} is not a CIFAR python batch: {exc}") from exc
     images = (raw.astype(np.float32) / 255.0 - CIFAR_MEAN[:, None, None]) / CIFAR_STD[:, None, None]
     return images, labels
 
@@ -125,28 +144,57 @@ def load_cifar10(root: Path) -> ImageData:
     folder = Path(root) / "cifar-10-batches-py"
     if not folder.is_dir():
         raise PairzooError(f"CIFAR-10 not found at {folder}; expected {CIFAR10_LAYOUT}")
-    train = [_cifar_images(_unpickle(folder / f"data_batch_{i}"), folder) for i in range(1, 6)]
-    x_test, y_test = _cifar_images(_unpickle(folder / "test_batch"), folder)
-    meta = _unpickle(folder / "batches.meta")
+    files = [folder / f"data_batch_{i}" for i in range(1, 6)]
+    train = [_cifar_images(_unpickle(path, CIFAR10_LAYOUT), path) for path in files]
+    x_test, y_test = _cifar_images(_unpickle(folder / "test_batch", CIFAR10_LAYOUT), folder)
+    meta = _unpickle(folder / "batches.meta", CIFAR10_LAYOUT)
     classes = tuple(name.decode() for name in meta[b"label_names"])
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     return ImageData(x_train, y_train, x_test, y_test, classes, CIFAR10)
 
 
-def load_dataset(profile: str) -> ImageData:
-    """The classification set of a profile: digits (ci) or CIFAR-10 from $PAIRZOO_DATA (full)."""
+def load_cifar100(root: Path) -> ImageData:
+    """CIFAR-100 from `root`/cifar-100-python with its 100 fine labels, normalised per channel."""
+    folder = Path(root) / "cifar-100-python"
+    if not folder.is_dir():
+        raise PairzooError(f"CIFAR-100 not found at {folder}; expected {CIFAR100_LAYOUT}")
+    train, test = folder / "train", folder / "test"
+    x_train, y_train = _cifar_images(_unpickle(train, CIFAR100_LAYOUT), train, b"fine_labels")
+    x_test, y_test = _cifar_images(_unpickle(test, CIFAR100_LAYOUT), test, b"fine_labels")
+    meta = _unpickle(folder / "meta", CIFAR100_LAYOUT)
+    classes = tuple(name.decode() for name in meta[b"fine_label_names"])
+    return ImageData(x_train, y_train, x_test, y_test, classes, CIFAR100)
+
+
+def _imagenet() -> ImageData:
+    from pairzoo.imagenet import IMAGENET_LAYOUT, load_imagenet
+
+    return load_imagenet(data_dir("imagenet", IMAGENET_LAYOUT))
+
+
+FULL_LOADERS = {
+    "cifar10": lambda: load_cifar10(data_dir("cifar10", CIFAR10_LAYOUT)),
+    "cifar100": lambda: load_cifar100(data_dir("cifar100", CIFAR100_LAYOUT)),
+    "imagenet": _imagenet,
+}
+
+
+def load_dataset(profile: str, dataset: str = "cifar10") -> ImageData:
+    """The classification set of a profile: digits (ci), or `dataset` from $PAIRZOO_DATA (full).
+
+    `dataset` (full only) is one of cifar10, cifar100, imagenet.
+    """
     if check_profile(profile) == "ci":
         return load_digits()
-    return load_cifar10(data_dir("cifar10", CIFAR10_LAYOUT))
+    if dataset not in FULL_LOADERS:
+        raise PairzooError(f"unknown dataset {dataset!r}: choose one of {', '.join(FULL_LOADERS)}")
+    return FULL_LOADERS[dataset]()
 
 
 def load_by_id(dataset_id: str) -> ImageData:
-    """A dataset by its manifest id (CIFAR-10 read from $PAIRZOO_DATA)."""
-    loaders = {
-        DIGITS.id: load_digits,
-        CIFAR10.id: lambda: load_cifar10(data_dir("cifar10", CIFAR10_LAYOUT)),
-    }
+    """A dataset by its manifest id (the full profile's sets read from $PAIRZOO_DATA)."""
+    loaders = {DIGITS.id: load_digits, **FULL_LOADERS}
     if dataset_id not in loaders:
         raise PairzooError(f"no loader for dataset {dataset_id!r}: known are {sorted(loaders)}")
     return loaders[dataset_id]()
@@ -185,6 +233,17 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
         members = rng.permutation(np.flatnonzero(labels == label))
         chosen.append(members[: max(1, round(fraction * len(members)))])
     return np.sort(np.concatenate(chosen))
+
+
+def calibration_images(data: ImageData, limit: int, seed: int) -> np.ndarray | ImageFiles:
+    """The training images, or a class-stratified sample of about `limit` of them if more.
+
+    Images read from files are decoded with the evaluation transform (no augmentation).
+    """
+    if len(data.y_train) <= limit:
+        return data.x_train
+    chosen = data.x_train[stratified_subset(data.y_train, limit / len(data.y_train), seed)]
+    return chosen if isinstance(chosen, np.ndarray) else chosen.for_evaluation()
 
 
 def select_classes(data: ImageData, classes: Sequence[int]) -> ImageData:

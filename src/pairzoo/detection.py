@@ -15,10 +15,12 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+from pairzoo import distributed
 from pairzoo.detection_data import DetectionData, Sample
 from pairzoo.errors import PairzooError
 from pairzoo.models import DigitsCNN
 from pairzoo.timing import timed
+from pairzoo.train import parallel
 
 
 class DigitsTrunk(nn.Module):
@@ -41,10 +43,11 @@ class DigitsTrunk(nn.Module):
 
 
 def _resnet_trunk(classifier: torchvision.models.ResNet) -> nn.Module:
+    last = classifier.fc.in_features  # channels of layer4; layer3 has half, layer2 a quarter
     return BackboneWithFPN(
         classifier,
         return_layers={"layer2": "0", "layer3": "1", "layer4": "2"},
-        in_channels_list=[128, 256, 512],
+        in_channels_list=[last // 4, last // 2, last],
         out_channels=128,
         extra_blocks=LastLevelP6P7(128, 128),
     )
@@ -134,10 +137,13 @@ class DetectorConfig:
         return {**asdict(self), "optimizer": "adam", "schedule": "cosine"}
 
 
-def _batch(samples: Sequence[Sample]) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-    images = [torch.from_numpy(s.image) for s in samples]
+def _batch(
+    samples: Sequence[Sample], here: torch.device
+) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    images = [torch.from_numpy(s.image).to(here) for s in samples]
     targets = [
-        {"boxes": torch.from_numpy(s.boxes), "labels": torch.from_numpy(s.labels)} for s in samples
+        {"boxes": torch.from_numpy(s.boxes).to(here), "labels": torch.from_numpy(s.labels).to(here)}
+        for s in samples
     ]
     return images, targets
 
@@ -148,6 +154,8 @@ def train_detector(
     """Train in place for `config.steps` batches; return the mean loss of each tenth of the run.
 
     Parameters named in `reused` (taken from the base) learn at `config.reused_lr_scale` × lr.
+    On a GPU with mixed precision when there is one; under torchrun each process takes its share
+    of every batch (DistributedDataParallel). The detector ends on the CPU.
     """
     if len(train) == 0:
         raise PairzooError("cannot train a detector on an empty training set")
@@ -163,34 +171,49 @@ def train_detector(
     generator = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(len(train), generator=generator).tolist()
     losses, chunk = [], []
-    with timed("train"):
-        _train_mode(detector)
-        for step in range(config.steps):
-            if len(order) < config.batch_size:
-                order += torch.randperm(len(train), generator=generator).tolist()
-            batch, order = order[: config.batch_size], order[config.batch_size :]
-            optimizer.zero_grad(set_to_none=True)
-            loss = sum(detector(*_batch([train[i] for i in batch])).values())
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            chunk.append(loss.item())
-            if (step + 1) % max(1, config.steps // 10) == 0 or step + 1 == config.steps:
-                losses.append(float(np.mean(chunk)))
-                chunk = []
-        detector.eval()
+    here = distributed.setup()
+    scaler = distributed.grad_scaler(here)
+    net = parallel(detector.to(here), here)
+    try:
+        with timed("train"):
+            _train_mode(detector)
+            for step in range(config.steps):
+                if len(order) < config.batch_size:
+                    order += torch.randperm(len(train), generator=generator).tolist()
+                batch, order = order[: config.batch_size], order[config.batch_size :]
+                mine = batch[distributed.rank() :: distributed.world_size()] or batch[:1]
+                images, targets = _batch([train[i] for i in mine], here)
+                optimizer.zero_grad(set_to_none=True)
+                with distributed.autocast(here):
+                    loss = sum(net(images, targets).values())
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                chunk.append(distributed.all_sum([loss.item()])[0] / distributed.world_size())
+                if (step + 1) % max(1, config.steps // 10) == 0 or step + 1 == config.steps:
+                    losses.append(float(np.mean(chunk)))
+                    chunk = []
+            distributed.share_buffers(detector)
+            detector.eval()
+    finally:
+        detector.cpu()
     return losses
 
 
 @torch.no_grad()
 def detect(detector: FCOS, samples: Sequence[Sample], batch_size: int = 32) -> list[dict]:
     """Detections (boxes, scores, labels as numpy arrays) for each sample."""
-    detector.eval()
+    here = distributed.setup()
+    detector.to(here).eval()
     found = []
-    with timed("evaluate"):
-        for start in range(0, len(samples), batch_size):
-            images, _ = _batch(samples[start : start + batch_size])
-            found += [{k: v.numpy() for k, v in d.items()} for d in detector(images)]
+    try:
+        with timed("evaluate"):
+            for start in range(0, len(samples), batch_size):
+                images, _ = _batch(samples[start : start + batch_size], here)
+                found += [{k: v.cpu().numpy() for k, v in d.items()} for d in detector(images)]
+    finally:
+        detector.cpu()
     return found
 
 

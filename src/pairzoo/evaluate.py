@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from pairzoo.data import ImageData, unit_pixels
 from pairzoo.errors import PairzooError
+from pairzoo.image_files import ImageFiles
 
 PROVIDERS = ["CPUExecutionProvider"]
 
@@ -73,7 +74,10 @@ class OnnxEvaluator:
         self.batch_size = batch_size
         self.data, self.x, self.y = data, self._inputs(data), data.y_test
 
-    def _inputs(self, data: ImageData) -> np.ndarray:
+    def _batch(self, start: int) -> np.ndarray:
+        return np.asarray(self.x[start : start + self.batch_size], dtype=np.float32)
+
+    def _inputs(self, data: ImageData) -> np.ndarray | ImageFiles:
         wanted = tuple(self.input.shape[1:])
         if wanted == data.x_test.shape[1:]:
             return data.x_test
@@ -97,7 +101,7 @@ class OnnxEvaluator:
                 )
             feeds[name] = value.reshape(default.shape)
         outputs = [
-            self.session.run(None, {**feeds, self.input.name: self.x[i : i + self.batch_size]})[0]
+            self.session.run(None, {**feeds, self.input.name: self._batch(i)})[0]
             for i in range(0, len(self.x), self.batch_size)
         ]
         return self.score(np.concatenate(outputs), self.x, self.data)

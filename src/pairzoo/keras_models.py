@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pairzoo.errors import PairzooError
-from pairzoo.profiles import check_profile
+from pairzoo.pretrained import Pretrained
 from pairzoo.timing import timed
 from pairzoo.train import TrainConfig
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import keras
 
 HEAD = "head"
+KERAS_IMAGE_SIZE = 224  # the side Keras's MobileNetV2 ImageNet weights were trained at
 
 
 def load_keras(seed: int | None = None, threads: int | None = None) -> ModuleType:
@@ -63,16 +64,38 @@ def digits_cnn(
     return keras.Model(inputs, outputs, name="digits_cnn")
 
 
-def build_keras_model(
-    profile: str, num_classes: int, input_shape: Sequence[int], seed: int
+def mobilenet_v2(
+    num_classes: int, input_shape: Sequence[int], seed: int, pretrained: Pretrained
 ) -> keras.Model:
-    """The profile's Keras network: the digits CNN in ci; MobileNetV2 (full) is not there yet."""
-    if check_profile(profile) == "full":
-        raise PairzooError(
-            "the Keras recipes' full profile (MobileNetV2 with local ImageNet weights) is not "
-            "implemented yet; run them with profile='ci'"
-        )
-    return digits_cnn(num_classes, input_shape, seed)
+    """Keras's MobileNetV2 (α 1.0) with `pretrained` ImageNet weights and a fresh linear head.
+
+    NCHW images are permuted and resized to the weights' side inside the network, so it takes the
+    dataset's images as they are.
+    """
+    keras = load_keras(seed)
+    layers = keras.layers
+    size = KERAS_IMAGE_SIZE
+    inputs = keras.Input(tuple(input_shape), name="input")
+    x = layers.Permute((2, 3, 1), name="to_channels_last")(inputs)
+    x = layers.Resizing(size, size, name="resize")(x)
+    backbone = keras.applications.MobileNetV2(
+        input_tensor=x, include_top=False, weights=None, pooling="avg"
+    )
+    try:
+        backbone.load_weights(str(pretrained.path))
+    except (OSError, ValueError) as exc:
+        raise PairzooError(f"{pretrained.path} does not fit MobileNetV2: {exc}") from exc
+    outputs = layers.Dense(num_classes, name=HEAD)(backbone.output)
+    return keras.Model(inputs, outputs, name="mobilenet_v2")
+
+
+def build_keras_model(
+    num_classes: int, input_shape: Sequence[int], seed: int, pretrained: Pretrained | None = None
+) -> keras.Model:
+    """The digits CNN (ci), or MobileNetV2 from `pretrained` ImageNet weights (full)."""
+    if pretrained is None:
+        return digits_cnn(num_classes, input_shape, seed)
+    return mobilenet_v2(num_classes, input_shape, seed, pretrained)
 
 
 def remap_head(model: keras.Model, sources: Sequence[int | None], seed: int) -> keras.Model:

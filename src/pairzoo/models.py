@@ -11,6 +11,7 @@ from torch import nn
 
 from pairzoo.autoencoders import ConvAutoencoder
 from pairzoo.errors import PairzooError
+from pairzoo.pretrained import Pretrained, load_torch_state
 from pairzoo.sequence_models import RowLSTM
 
 
@@ -38,46 +39,81 @@ class DigitsCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def _resnet18(num_classes: int, in_channels: int) -> nn.Module:
-    net = torchvision.models.resnet18(weights=None, num_classes=num_classes)
-    if in_channels != 3:
-        net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
-    return net
+def _resnet(depth: int) -> Callable[[int, int], nn.Module]:
+    def build(num_classes: int, in_channels: int) -> nn.Module:
+        net = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=num_classes)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        return net
+
+    return build
 
 
-def _mobilenet_v2(num_classes: int, in_channels: int) -> nn.Module:
-    if in_channels != 3:
-        raise PairzooError("mobilenet_v2 takes 3-channel images")
-    return torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes)
+def _rgb_only(name: str) -> Callable[[int, int], nn.Module]:
+    def build(num_classes: int, in_channels: int) -> nn.Module:
+        if in_channels != 3:
+            raise PairzooError(f"{name} takes 3-channel images")
+        return getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
+
+    return build
 
 
 # Each takes (num_classes, in_channels); the autoencoders have no classes and ignore the first.
 ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
     "digits-cnn": lambda num_classes, in_channels: DigitsCNN(num_classes, in_channels),
-    "resnet18": _resnet18,
-    "mobilenet_v2": _mobilenet_v2,
+    "resnet18": _resnet(18),
+    "resnet50": _resnet(50),
+    "vgg16": _rgb_only("vgg16"),
+    "mobilenet_v2": _rgb_only("mobilenet_v2"),
+    "efficientnet_b0": _rgb_only("efficientnet_b0"),
     "digits-ae": lambda _, in_channels: ConvAutoencoder(in_channels, width=16, code=8),
     "cifar-ae": lambda _, in_channels: ConvAutoencoder(in_channels, width=32, code=16),
     "digits-lstm": lambda num_classes, in_channels: RowLSTM(num_classes, 8 * in_channels, 64),
     "cifar-lstm": lambda num_classes, in_channels: RowLSTM(num_classes, 32 * in_channels, 128),
 }
-DEFAULT_ARCHITECTURE = {"ci": "digits-cnn", "full": "resnet18"}
+DEFAULT_ARCHITECTURE = {"ci": "digits-cnn", "full": "resnet50"}
 HEADS = {
     "digits-cnn": "classifier",
     "resnet18": "fc",
+    "resnet50": "fc",
+    "vgg16": "classifier.6",
     "mobilenet_v2": "classifier.1",
+    "efficientnet_b0": "classifier.1",
     "digits-lstm": "classifier",
     "cifar-lstm": "classifier",
 }
 
 
-def build_model(architecture: str, num_classes: int, in_channels: int, seed: int) -> nn.Module:
-    """A freshly initialised network; the same `seed` gives the same weights."""
+def build_model(
+    architecture: str,
+    num_classes: int,
+    in_channels: int,
+    seed: int,
+    pretrained: Pretrained | None = None,
+) -> nn.Module:
+    """A network; the same `seed` gives the same weights.
+
+    With `pretrained`, every tensor but the head's comes from its checkpoint, and the head too when
+    it has `num_classes` outputs; otherwise the head is freshly initialised (seeded).
+    """
     if architecture not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         raise PairzooError(f"unknown architecture {architecture!r}: choose one of {known}")
     torch.manual_seed(seed)
-    return ARCHITECTURES[architecture](num_classes, in_channels)
+    if pretrained is None:
+        return ARCHITECTURES[architecture](num_classes, in_channels)
+    state = load_torch_state(pretrained)
+    head = f"{HEADS[architecture]}.weight"
+    if head not in state:
+        raise PairzooError(f"{pretrained.path} holds no {head}: not {architecture} weights")
+    model = ARCHITECTURES[architecture](len(state[head]), in_channels)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise PairzooError(f"{pretrained.path} does not fit {architecture}: {exc}") from exc
+    if len(state[head]) == num_classes:
+        return model
+    return remap_head(model, architecture, [None] * num_classes, seed)
 
 
 def remap_head(

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pairzoo import manifest
+from pairzoo import distributed, manifest
 from pairzoo.atomic import write_text
 from pairzoo.data import ImageData
 from pairzoo.detection_data import DetectionData
@@ -25,6 +25,7 @@ from pairzoo.export import (
 )
 from pairzoo.metrics import METRICS
 from pairzoo.models import count_parameters
+from pairzoo.pretrained import Pretrained
 from pairzoo.profiles import artifacts_dir
 from pairzoo.stats import (
     PairStats,
@@ -53,6 +54,7 @@ class Training:
     subset_seed: int
     initialised_from: str | None = None
     classes: Sequence[str] | None = None  # the classes whose images it saw, where not all
+    pretrained: Pretrained | None = None  # published weights it started from, if any
 
 
 def _check_metrics(names: Iterable[str]) -> None:
@@ -84,6 +86,7 @@ class PairWriter:
 
     A new writer first removes the entries (and files) an earlier run of the same recipe left in
     that folder, so the manifest always describes the last run; other recipes' entries stay.
+    Under torchrun only rank 0 writes the folder; the others write a scratch copy they delete.
     """
 
     def __init__(
@@ -97,7 +100,7 @@ class PairWriter:
         self.recipe = recipe
         self.profile = profile
         self.data = data
-        self.folder = artifacts_dir(profile, folder)
+        self.folder = distributed.output_folder(artifacts_dir(profile, folder))
         self.exporter = OnnxExporter(data.x_test[:parity_batch])
         with manifest.editing(self.folder, profile) as entries:
             self._forget_previous_run(entries)
@@ -218,6 +221,7 @@ class PairWriter:
                 and self.model_id(training.initialised_from),
                 "config": config.record() if isinstance(config, TrainConfig) else dict(config),
                 **({"classes": list(training.classes)} if training.classes is not None else {}),
+                **({"pretrained": training.pretrained.record()} if training.pretrained else {}),
             },
             "metrics": {k: {"value": v, **split} for k, v in metrics.items()},
             "licence": LICENCE,

@@ -1,15 +1,20 @@
-"""The training loop, the accuracy metric and batched outputs, deterministic on CPU per seed."""
+"""The training loop, accuracy and batched outputs: deterministic on CPU for a seed; GPUs, DDP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
 
+from pairzoo import distributed
 from pairzoo.errors import PairzooError
+from pairzoo.image_files import ImageFiles
 from pairzoo.timing import timed
 
 OPTIMIZERS = ("sgd", "adam")
@@ -75,9 +80,37 @@ def _schedule(
     raise PairzooError(f"unknown schedule {config.schedule!r}: choose cosine or constant")
 
 
+def _batches(
+    x: np.ndarray | ImageFiles, y: np.ndarray, indices: torch.Tensor, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of (images, labels) at `indices`, in order.
+
+    Arrays in memory are sliced; files are decoded by a DataLoader's workers (pinned on CUDA).
+    """
+    if isinstance(x, np.ndarray):
+        inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
+        for start in range(0, len(indices), batch_size):
+            batch = indices[start : start + batch_size]
+            yield inputs[batch], targets[batch]
+        return
+    yield from DataLoader(
+        Subset(x.labelled(y), indices.tolist()),
+        batch_size=batch_size,
+        num_workers=distributed.workers(),
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _shard(order: torch.Tensor) -> torch.Tensor:
+    """The share of `order` this process takes, padded so that all take as many batches."""
+    size = distributed.world_size()
+    padded = -(-len(order) // size) * size
+    return torch.cat([order, order[: padded - len(order)]])[distributed.rank() :: size]
+
+
 def train(
     model: nn.Module,
-    x: np.ndarray,
+    x: np.ndarray | ImageFiles,
     y: np.ndarray,
     config: TrainConfig,
     on_epoch: Callable[[int, nn.Module], None] | None = None,
@@ -87,60 +120,84 @@ def train(
     `y` holds class labels (cross-entropy) or arrays shaped like the outputs ("mse"; an
     autoencoder learns with `train(model, x, x, config)`). Only modules named with the prefix
     `config.trainable` learn; the others stay bit-identical.
-    `on_epoch(epoch, model)` runs after every epoch (1-based), e.g. to keep snapshots.
+    `on_epoch(epoch, model)` runs after every epoch (1-based), e.g. to keep snapshots. Training
+    runs on the GPU when there is one (mixed precision), under torchrun on every process's GPU
+    (DistributedDataParallel, `batch_size` images per process); the model ends on the CPU.
     """
     if len(x) == 0:
         raise PairzooError("cannot train on an empty training set")
     if config.loss not in LOSSES:
         raise PairzooError(f"unknown loss {config.loss!r}: choose one of {list(LOSSES)}")
+    here = distributed.setup()
     optimizer = _optimizer(model, config)
     schedule = _schedule(optimizer, config)
+    scaler = distributed.grad_scaler(here)
     generator = torch.Generator().manual_seed(config.seed)
-    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = LOSSES[config.loss]()
     losses: list[float] = []
     frozen = [p for n, p in model.named_parameters() if not n.startswith(config.trainable)]
     try:
         for param in frozen:
             param.requires_grad_(False)
+        net = parallel(model.to(here), here)
         for epoch in range(1, config.epochs + 1):
             with timed("train"):
                 _train_mode(model, config.trainable)
-                order = torch.randperm(len(inputs), generator=generator)
+                order = _shard(torch.randperm(len(y), generator=generator))
                 total = 0.0
-                for start in range(0, len(order), config.batch_size):
-                    batch = order[start : start + config.batch_size]
+                for inputs, targets in _batches(x, y, order, config.batch_size):
                     optimizer.zero_grad(set_to_none=True)
-                    loss = loss_fn(model(inputs[batch]), targets[batch])
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item() * len(batch)
+                    with distributed.autocast(here):
+                        loss = loss_fn(net(inputs.to(here, non_blocking=True)),
+                                       targets.to(here, non_blocking=True))  # fmt: skip
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    total += loss.item() * len(targets)
                 schedule.step()
+                distributed.share_buffers(model)
                 model.eval()
-                losses.append(total / len(order))
+                total, count = distributed.all_sum([total, float(len(order))])
+                losses.append(total / count)
             if on_epoch is not None:
-                on_epoch(epoch, model)
+                on_epoch(epoch, model if here.type == "cpu" else copy.deepcopy(model).cpu())
     finally:
+        model.cpu()
         for param in frozen:
             param.requires_grad_(True)
     return losses
 
 
+def parallel(model: nn.Module, here: torch.device) -> nn.Module:
+    """`model` wrapped in DistributedDataParallel under torchrun; as it is otherwise."""
+    if distributed.world_size() == 1:
+        return model
+    return DistributedDataParallel(model, device_ids=[here] if here.type == "cuda" else None)
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
-    """Top-1 accuracy in percent."""
+def accuracy(
+    model: nn.Module, x: np.ndarray | ImageFiles, y: np.ndarray, batch_size: int = 512
+) -> float:
+    """Top-1 accuracy in percent, on the GPU when there is one (split over torchrun's processes)."""
     with timed("evaluate"):
-        model.eval()
+        here = distributed.setup()
+        model.to(here).eval()
+        indices = torch.arange(len(y))[distributed.rank() :: distributed.world_size()]
         correct = 0
-        for start in range(0, len(x), batch_size):
-            logits = model(torch.from_numpy(x[start : start + batch_size]))
-            correct += int((logits.argmax(1).numpy() == y[start : start + batch_size]).sum())
-        return 100.0 * correct / len(x)
+        try:
+            for inputs, targets in _batches(x, y, indices, batch_size):
+                with distributed.autocast(here):
+                    logits = model(inputs.to(here, non_blocking=True))
+                correct += int((logits.argmax(1).cpu() == targets).sum())
+        finally:
+            model.cpu()
+        return 100.0 * distributed.all_sum([float(correct)])[0] / len(y)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The model's outputs on `x` in evaluation mode, computed batch by batch."""
+    """The model's outputs on `x` in evaluation mode, computed batch by batch on the CPU."""
     with timed("evaluate"):
         model.eval()
         batches = [
