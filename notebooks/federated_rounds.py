@@ -40,7 +40,7 @@
 # %% tags=["parameters"]
 profile = "ci"  # "ci": scikit-learn's digits; "full": CIFAR-10 from $PAIRZOO_DATA
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
-architecture = ""  # empty: the profile's default (digits-cnn for ci, resnet18 for full)
+architecture = ""  # empty: digits-cnn for ci, resnet18 for full
 clients = 4
 rounds = 5
 alpha = 0.5  # Dirichlet concentration of the label split: smaller is more skewed
@@ -65,11 +65,11 @@ from pairzoo import codec, federated
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, stratified_subset
 from pairzoo.export import float_state
-from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
+from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
 from pairzoo.train import TrainConfig, accuracy, train
 
-architecture = architecture or DEFAULT_ARCHITECTURE[profile]
+architecture = architecture or {"ci": "digits-cnn", "full": "resnet18"}[profile]
 data = load_dataset(profile)
 writer = PairWriter("federated_rounds", profile, data, artifacts)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")

@@ -1,8 +1,6 @@
 """Federated rounds: the non-IID split, and a whole Flower simulation traced for its connections."""
 
 import os
-import re
-import shutil
 import subprocess
 import sys
 
@@ -16,9 +14,7 @@ from pairzoo.federated import dirichlet_split
 from pairzoo.validate import validate
 
 from .conftest import ROOT
-
-LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
-ADDRESS = re.compile(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6?, "([^"]+)"')
+from .network import STRACE, outside_addresses, traced
 
 
 def test_dirichlet_split_covers_every_sample_once_and_is_skewed():
@@ -43,17 +39,6 @@ def test_dirichlet_split_refuses_impossible_requests():
         dirichlet_split(np.zeros(100, dtype=int), 2, alpha=0.0, seed=0)
 
 
-def outside_addresses(trace: str) -> set[str]:
-    """Every IP address in a strace log of connect/sendto/bind calls that is not loopback."""
-    found = set()
-    for line in trace.splitlines():
-        for match in ADDRESS.finditer(line):
-            address = match.group(1) or match.group(2)
-            if address not in LOOPBACK:
-                found.add(f"{address} ({line.split()[0]}: {line.split('(')[0].split()[-1]})")
-    return found
-
-
 def test_outside_addresses_finds_what_it_must():
     trace = (
         '12 connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("10.0.0.53")}'
@@ -67,7 +52,7 @@ def test_outside_addresses_finds_what_it_must():
     assert outside_addresses(trace) == {"10.0.0.53 (12: connect)"}
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
 def test_federated_recipe_connects_to_loopback_only(tmp_path):
     """The whole recipe (Flower, Ray, its workers, the kernel) under `strace -f`."""
     notebook = tmp_path / "federated_rounds.ipynb"
@@ -78,9 +63,8 @@ def test_federated_recipe_connects_to_loopback_only(tmp_path):
     parameters += ["-p", "artifacts", str(tmp_path / "ci")]
     env = {**os.environ, "MPLBACKEND": "Agg"}
     subprocess.run(
-        ["strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,sendmmsg,bind", "-o", log,
-         sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3", notebook,
-         tmp_path / "out.ipynb", *parameters],
+        traced([sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3",
+                notebook, tmp_path / "out.ipynb", *parameters], log),
         cwd=ROOT, env=env, check=True, timeout=900, capture_output=True,
     )  # fmt: skip
     trace = log.read_text()

@@ -13,6 +13,7 @@ from pairzoo import manifest
 from pairzoo.validate import validate
 
 from .conftest import ROOT
+from .network import STRACE, outside_addresses, traced
 
 RECIPES = sorted((ROOT / "notebooks").glob("*.py"))
 # Minimal parameters per recipe; None for recipes that only read what others wrote (own tests).
@@ -107,11 +108,16 @@ def test_recipe_runs_under_papermill_and_is_deterministic(recipe, tmp_path):
     assert first == second
 
 
-def test_retraining_runs_as_plain_python(tmp_path):
+def test_retraining_runs_as_plain_python_on_loopback_only(tmp_path):
+    """Plain python; under strace where installed, every socket call must stay on loopback."""
     env = {**os.environ, "PAIRZOO_ARTIFACTS": str(tmp_path), "MPLBACKEND": "Agg"}
+    command = [sys.executable, "notebooks/retraining.py"]
+    log = tmp_path / "strace.log"
     subprocess.run(
-        [sys.executable, "notebooks/retraining.py"], cwd=ROOT, env=env, check=True, timeout=600
+        traced(command, log) if STRACE else command, cwd=ROOT, env=env, check=True, timeout=600
     )
+    if STRACE:
+        assert outside_addresses(log.read_text()) == set()
     entries = manifest.load(tmp_path / "ci")
     assert validate(tmp_path / "ci") == []
     assert len(entries["models"]) == 10
