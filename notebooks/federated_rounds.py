@@ -56,7 +56,6 @@ seed = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
@@ -64,7 +63,7 @@ from flwr.serverapp import Grid, ServerApp
 from pairzoo import codec, federated
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, stratified_subset
-from pairzoo.export import float_state
+from pairzoo.export import float_state, load_state
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
 from pairzoo.train import TrainConfig, accuracy, train
@@ -128,7 +127,7 @@ def local_update(message: Message, context: Context) -> Message:
     settings = message.content["config"]
     own = load_dataset(profile)  # each simulated client is a process of its own: it reads its data
     model = build_model(architecture, len(data.classes), data.input_shape[0], seed)
-    model.load_state_dict(message.content["arrays"].to_torch_state_dict(), strict=False)
+    load_state(model, message.content["arrays"].to_torch_state_dict(), "the global model")
     config = TrainConfig(
         epochs=int(settings["local-epochs"]),
         lr=float(settings["lr"]),
@@ -181,7 +180,7 @@ client_data = len(rest)
 
 def publish(name, tensors, training, description):
     model = build_model(architecture, len(data.classes), data.input_shape[0], seed)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=False)
+    load_state(model, tensors, name)
     top1 = accuracy(model, data.x_test, data.y_test)
     writer.add_model(
         name,

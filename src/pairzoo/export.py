@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,17 +67,27 @@ def load_tensors(path: Path) -> dict[str, np.ndarray]:
     return load_file(str(path))
 
 
-def load_weights(model: nn.Module, path: Path) -> nn.Module:
-    """Load a pairzoo safetensors file into `model` (integer bookkeeping buffers may be absent)."""
-    state = {name: torch.from_numpy(array) for name, array in load_tensors(path).items()}
+def load_state(
+    model: nn.Module, tensors: Mapping[str, np.ndarray | torch.Tensor], source: str
+) -> nn.Module:
+    """Load tensors into `model` by state-dict name (integer bookkeeping buffers may be absent).
+
+    Any other missing or unexpected tensor is an error naming `source`.
+    """
+    state = {k: torch.as_tensor(v) for k, v in tensors.items()}
     result = model.load_state_dict(state, strict=False)
     missing = [name for name in result.missing_keys if not name.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
         raise PairzooError(
-            f"{path} does not fit {type(model).__name__}: missing {missing}, "
+            f"{source} does not fit {type(model).__name__}: missing {missing}, "
             f"unexpected {result.unexpected_keys}"
         )
     return model
+
+
+def load_weights(model: nn.Module, path: Path) -> nn.Module:
+    """Load a pairzoo safetensors file into `model` (integer bookkeeping buffers may be absent)."""
+    return load_state(model, load_tensors(path), str(path))
 
 
 class _TracedGraph:
