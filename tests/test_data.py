@@ -7,41 +7,12 @@ from pairzoo.data import load_cifar10, load_dataset, stratified_subset
 from pairzoo.errors import PairzooError
 from pairzoo.profiles import artifacts_dir
 
-
-def _write_cifar(root, per_batch=4):
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {
-            b"batch_label": name.encode(),
-            b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
-            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-            b"filenames": [b"x.png"] * per_batch,
-        }
-        (folder / name).write_bytes(pickle.dumps(batch))
-    names = [
-        n.encode()
-        for n in (
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck",
-        )
-    ]
-    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
-    return folder
+from . import fabricate
 
 
 def test_cifar10_loader_reads_the_python_pickle_layout(tmp_path):
-    folder = _write_cifar(tmp_path)
-    data = load_cifar10(tmp_path)
+    folder = fabricate.cifar10(tmp_path)
+    data = load_cifar10(folder.parent)
     assert data.x_train.shape == (20, 3, 32, 32) and data.x_test.shape == (4, 3, 32, 32)
     assert data.x_train.dtype == np.float32 and data.y_train.dtype == np.int64
     assert data.classes[0] == "airplane" and len(data.classes) == 10
@@ -52,10 +23,10 @@ def test_cifar10_loader_reads_the_python_pickle_layout(tmp_path):
 
 
 def test_cifar10_missing_batch_names_the_file(tmp_path):
-    folder = _write_cifar(tmp_path)
+    folder = fabricate.cifar10(tmp_path)
     (folder / "data_batch_3").unlink()
     with pytest.raises(PairzooError, match="data_batch_3"):
-        load_cifar10(tmp_path)
+        load_cifar10(folder.parent)
 
 
 def test_full_profile_without_data_says_where_to_put_it(monkeypatch, tmp_path):
@@ -65,7 +36,7 @@ def test_full_profile_without_data_says_where_to_put_it(monkeypatch, tmp_path):
     monkeypatch.setenv("PAIRZOO_DATA", str(tmp_path))
     with pytest.raises(PairzooError, match="cifar10 not found at"):
         load_dataset("full")
-    _write_cifar(tmp_path / "cifar10")
+    fabricate.cifar10(tmp_path)
     assert load_dataset("full").sizes == {"train": 20, "test": 4}
 
 

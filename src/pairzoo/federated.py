@@ -76,9 +76,8 @@ def import_flower() -> None:
 
 
 def prepare_worker() -> None:
-    """Set up each Ray worker process: one thread, Flower imported without TensorFlow."""
+    """Set up each Ray worker process: one thread (importing this module imported Flower)."""
     torch.set_num_threads(1)
-    import_flower()
 
 
 @contextmanager
@@ -91,7 +90,6 @@ def local_ray(state_dir: Path, cpus: int) -> Iterator[None]:
     """
     import ray
 
-    os.environ.update(LOOPBACK_ENV)
     os.environ["FLWR_HOME"] = str(state_dir / "flwr")
     home = state_dir / "home"
     home.mkdir(parents=True, exist_ok=True)
@@ -142,7 +140,6 @@ def quiet(loggers: Iterable[str] = QUIET_LOGGERS) -> Iterator[None]:
 
 def simulate(server_app: object, client_app: object, clients: int, state_dir: Path) -> None:
     """Run `server_app` with `clients` ClientApps in-process, one CPU each, on a local Ray."""
-    import_flower()
     from flwr.simulation import run_simulation
 
     cpus = max(1, min(clients, os.cpu_count() or 1))
