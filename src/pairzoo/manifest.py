@@ -15,6 +15,7 @@ import jsonschema
 
 from pairzoo.atomic import write_text
 from pairzoo.errors import PairzooError
+from pairzoo.paths import inside
 from pairzoo.timing import timed
 
 MANIFEST = "manifest.json"
@@ -96,13 +97,18 @@ def editing(folder: Path, profile: str) -> Iterator[dict]:
     with timed("manifest"), (folder / f".{MANIFEST}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = folder / MANIFEST
-        manifest = read(folder) if path.exists() else empty(profile)
+        manifest = load(folder) if path.exists() else empty(profile)
         if manifest["profile"] != profile:
             raise PairzooError(
                 f"{path} belongs to profile {manifest['profile']!r}, not {profile!r}"
             )
         yield manifest
         write_text(path, dumps(check(manifest, path)))
+
+
+def file_path(folder: Path, file: dict) -> Path:
+    """Where a manifest's file record points inside `folder` (the path checked, never trusted)."""
+    return inside(folder, file["path"], f"{Path(folder) / MANIFEST}")
 
 
 def sha256_file(path: Path) -> str:
