@@ -315,7 +315,9 @@ structure_table(pairs)
 # initializers it is computed from: PyTorch's own tensors, under their own names.
 
 # %%
-graph = onnx.load(str(writer.folder / ours["autoencoder_lstm/lstm-base"]["files"]["onnx"]["path"]))
+graph = onnx.load(
+    manifest.file_path(writer.folder, ours["autoencoder_lstm/lstm-base"]["files"]["onnx"])
+)
 lstm_node = next(node for node in graph.graph.node if node.op_type == "LSTM")
 display(
     pd.Series([n.op_type for n in graph.graph.node]).value_counts().rename("nodes").to_frame().T

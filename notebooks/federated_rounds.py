@@ -231,7 +231,9 @@ settings = codec.NncSettings(qp)
 
 
 def tensors_of(model_id):
-    return load_tensors(writer.folder / entries["models"][model_id]["files"]["safetensors"]["path"])
+    return load_tensors(
+        manifest.file_path(writer.folder, entries["models"][model_id]["files"]["safetensors"])
+    )
 
 
 for pair_id, pair in entries["pairs"].items():

@@ -68,6 +68,7 @@ from IPython.display import Markdown
 from pairzoo import codec, coded_samples, ladder, manifest
 from pairzoo.atomic import write_text
 from pairzoo.profiles import artifacts_dir
+from pairzoo.staged_output import StagedOutput
 from pairzoo.timing import SECONDS, timed
 
 folder = artifacts_dir(profile, artifacts)
@@ -81,6 +82,7 @@ for pair_id, reason in skipped.items():
         print(f"not coded: {pair_id} ({reason})")
 codec.load_nncodec()  # import it now, so that the first coding's time does not include it
 if pair_ids:
+    output = StagedOutput(folder, coded_samples.RECIPE, profile)
     print(f"{len(pair_ids)} pairs in {folder}; nncodec {codec.codec_version()}; QPs {qps}")
 else:
     print(
@@ -113,23 +115,22 @@ results["× nnc-full"] = [
 ]
 
 # %% [markdown]
-# The chosen samples are written now, with their method records, replacing what an earlier run of
-# this recipe stored; all rows go to `update_coding/results.csv`.
+# The chosen samples are written now, with their method records, beside what an earlier run of this
+# recipe stored, and replace it only once all are written; all rows go to
+# `update_coding/results.csv`.
 
 # %%
 rule = (
     f"coarsest QP of {sorted(qps, reverse=True)} with a metric loss of at most {tolerance} points"
 )
 if pair_ids:
-    coded_samples.forget(folder, profile)
     codings = {
-        pair_id: coded_samples.record(folder, entries, pairs[pair_id], chosen[pair_id], rule)
+        pair_id: coded_samples.record(output, entries, pairs[pair_id], chosen[pair_id], rule)
         for pair_id in pair_ids
     }
-    with manifest.editing(folder, profile) as current:
-        current["codings"] = codings
-    write_text(folder / coded_samples.FOLDER / "results.csv", results.to_csv(index=False))
-    print(f"stored {sum(len(c) for c in chosen.values())} samples under {folder / 'update_coding'}")
+    write_text(output.path("results.csv"), results.to_csv(index=False))
+    output.commit(lambda current: coded_samples.enter(current, codings))
+    print(f"stored {sum(len(c) for c in chosen.values())} samples under {output.final}")
 
 # %% [markdown]
 # ## Every pair at its operating point

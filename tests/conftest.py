@@ -41,6 +41,7 @@ def built_folder(tmp_path_factory, digits):
     add("wide", build_model("digits-cnn", 7, 1, 1), None)
     writer.add_pair("base", "updated", "more-data")
     writer.add_pair("base", "wide", "transfer-add-classes")
+    writer.finish()
     return folder
 
 

@@ -86,14 +86,16 @@ def test_attached_file_is_verified_and_needs_a_recorded_model(folder_copy, digit
         training=Training(TrainConfig(epochs=0), 1.0, 1, 0),
         metrics={"top1": 10.0},
     )
-    extra = folder_copy / "unit" / "m-extra.bin"
+    extra = writer.path_stem("m-extra")
     extra.write_bytes(b"int8")
     block = {"method": "m", "parameters": {}, "tool": "t", "tool_version": "1",
              "size_bytes": 4, "size_measure": "file bytes"}  # fmt: skip
     writer.attach("m", "extra", extra, block)
+    with pytest.raises(PairzooError, match="no model"):
+        writer.attach("absent", "extra", extra, block)
+    writer.finish()
+    extra = folder_copy / "unit" / "m-extra"
     assert validate(folder_copy) == []
     assert manifest.load(folder_copy)["models"]["unit/m"]["derived"]["extra"]["file"] == "extra"
     extra.write_bytes(b"int9")
     assert validate(folder_copy)
-    with pytest.raises(PairzooError, match="no model"):
-        writer.attach("absent", "extra", extra, block)

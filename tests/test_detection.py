@@ -122,6 +122,7 @@ def detector_files(canvases, tmp_path_factory, digits):
     writer.add_model("det", detector, architecture="fcos", training=Training({}, 1.0, 1, 0, "base"),
                      metrics={"map": 1.0}, data=canvases, exporter=exporter)  # fmt: skip
     writer.add_pair("base", "det", "backbone-reuse", tensor_map=tensor_map)
+    writer.finish()
     return folder, detector, tensor_map
 
 

@@ -128,13 +128,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; user errors print one line and exit 2."""
+    """Run the command: exit 0 when fine, 1 when validate finds problems, 2 for bad usage or input.
+
+    Bad input prints one line; an interrupted run prints one line too (and exits 130).
+    """
     args = parser().parse_args(argv)
     try:
         return args.func(args)
     except PairzooError as exc:
         print(f"pairzoo: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("pairzoo: interrupted; earlier outputs are kept", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

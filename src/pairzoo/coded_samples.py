@@ -6,7 +6,6 @@ model recipes never touch it, and `pairzoo validate` decodes every stored sample
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,9 +18,9 @@ from pairzoo.data import ImageData, load_by_id, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.evaluate import SCORES, OnnxEvaluator
 from pairzoo.export import load_tensors
+from pairzoo.staged_output import StagedOutput
 
 RECIPE = "update_coding"
-FOLDER = "update_coding"
 
 
 @dataclass
@@ -97,20 +96,13 @@ def load_pair(folder: Path, entries: dict, pair_id: str) -> LoadedPair:
     )
 
 
-def forget(folder: Path, profile: str) -> None:
-    """Remove the codings and sample files an earlier run left in `folder`."""
-    with manifest.editing(folder, profile) as entries:
-        entries.pop("codings", None)
-        shutil.rmtree(Path(folder) / FOLDER, ignore_errors=True)
-
-
-def _store(folder: Path, pair: LoadedPair, name: str, coding: codec.Coding) -> dict:
+def _store(output: StagedOutput, pair: LoadedPair, name: str, coding: codec.Coding) -> dict:
     files = {}
     for role, bitstream in sorted(coding.parts.items()):
-        path = Path(folder) / FOLDER / pair.pair_id / name / f"{role}.nnc"
+        path = output.path(f"{pair.pair_id}/{name}/{role}.nnc")
         with atomic_path(path) as tmp:
             tmp.write_bytes(bitstream)
-        files[role] = manifest.file_record(path, folder)
+        files[role] = output.record(path)
     value = pair.evaluate(coding.reconstruction)
     return {
         "method": coding.method,
@@ -125,9 +117,13 @@ def _store(folder: Path, pair: LoadedPair, name: str, coding: codec.Coding) -> d
 
 
 def record(
-    folder: Path, entries: dict, pair: LoadedPair, chosen: dict[str, codec.Coding], rule: str
+    output: StagedOutput,
+    entries: dict,
+    pair: LoadedPair,
+    chosen: dict[str, codec.Coding],
+    rule: str,
 ) -> dict:
-    """Write the chosen codings' bitstreams and return the pair's `codings` entry."""
+    """Stage the chosen codings' bitstreams in `output` and return the pair's `codings` entry."""
     models = entries["models"]
     return {
         "recipe": RECIPE,
@@ -146,7 +142,17 @@ def record(
             "model": pair.updated_id,
             "sha256": models[pair.updated_id]["files"]["safetensors"]["sha256"],
         },
-        "samples": {name: _store(folder, pair, name, c) for name, c in chosen.items()},
+        "samples": {name: _store(output, pair, name, c) for name, c in chosen.items()},
+    }
+
+
+def enter(entries: dict, codings: dict[str, dict]) -> None:
+    """Replace the manifest's codings with this run's, and mark the recipe finished."""
+    entries["codings"] = codings
+    entries.setdefault("finished", {})[RECIPE] = {
+        "models": [],
+        "pairs": [],
+        "codings": sorted(codings),
     }
 
 

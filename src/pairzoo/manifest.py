@@ -106,6 +106,14 @@ def editing(folder: Path, profile: str) -> Iterator[dict]:
         write_text(path, dumps(check(manifest, path)))
 
 
+def file_records(entries: dict) -> list[dict]:
+    """Every file record of the manifest: the models' files and the coded samples' bitstreams."""
+    records = [file for model in entries["models"].values() for file in model["files"].values()]
+    for coding in entries.get("codings", {}).values():
+        records += [f for sample in coding["samples"].values() for f in sample["files"].values()]
+    return records
+
+
 def file_path(folder: Path, file: dict) -> Path:
     """Where a manifest's file record points inside `folder` (the path checked, never trusted)."""
     return inside(folder, file["path"], f"{Path(folder) / MANIFEST}")

@@ -27,6 +27,7 @@ from pairzoo.metrics import METRICS
 from pairzoo.models import count_parameters
 from pairzoo.pretrained import Pretrained
 from pairzoo.profiles import artifacts_dir
+from pairzoo.staged_output import StagedOutput
 from pairzoo.stats import (
     PairStats,
     pair_stats,
@@ -84,8 +85,9 @@ class ModelFiles:
 class PairWriter:
     """Writes one recipe's models and pairs into an output folder and its manifest.
 
-    A new writer first removes the entries (and files) an earlier run of the same recipe left in
-    that folder, so the manifest always describes the last run; other recipes' entries stay.
+    Files are staged (`pairzoo.staged_output`) and records kept here until `finish`, which puts
+    them in place of the recipe's previous run in one step: a failed or interrupted run loses
+    nothing, and the manifest never holds half a run. Other recipes' entries stay.
     Under torchrun only rank 0 writes the folder; the others write a scratch copy they delete.
     """
 
@@ -101,26 +103,20 @@ class PairWriter:
         self.profile = profile
         self.data = data
         self.folder = distributed.output_folder(artifacts_dir(profile, folder))
+        self.output = StagedOutput(self.folder, recipe, profile)
         self.exporter = OnnxExporter(data.x_test[:parity_batch])
-        with manifest.editing(self.folder, profile) as entries:
-            self._forget_previous_run(entries)
-            entries["datasets"][data.info.id] = data.info.record(data.sizes)
-            entries["metrics"].update(METRICS)
-
-    def _forget_previous_run(self, entries: dict) -> None:
-        for model_id in [k for k, v in entries["models"].items() if v["recipe"] == self.recipe]:
-            for file in entries["models"].pop(model_id)["files"].values():
-                (self.folder / file["path"]).unlink(missing_ok=True)
-        for pair_id in [k for k, v in entries["pairs"].items() if v["recipe"] == self.recipe]:
-            del entries["pairs"][pair_id]
+        self.entries: dict = {"datasets": {}, "metrics": dict(METRICS), "models": {}, "pairs": {}}
+        self.entries["datasets"][data.info.id] = data.info.record(data.sizes)
 
     def model_id(self, name: str) -> str:
-        """Full id of a model: names without a slash belong to this recipe."""
-        return name if "/" in name else f"{self.recipe}/{name}"
+        """Full id of a model of this recipe."""
+        if "/" in name:
+            raise PairzooError(f"model name {name!r}: a recipe names its own models, no '/'")
+        return f"{self.recipe}/{name}"
 
     def path_stem(self, name: str) -> Path:
-        """Where a model's files go, without suffix: <folder>/<recipe>/<name>."""
-        return self.folder / self.model_id(name)
+        """Where a model's files are written, without suffix (in <folder>/<recipe>/ when done)."""
+        return self.output.path(self.model_id(name).split("/", 1)[1])
 
     def add_model(
         self,
@@ -199,9 +195,7 @@ class PairWriter:
             "parameters": parameters,
             "input_shape": list(data.input_shape),
             "classes": list(classes if classes is not None else data.classes),
-            "files": {
-                kind: manifest.file_record(path, self.folder) for kind, path in paths.items()
-            },
+            "files": {kind: self.output.record(path) for kind, path in paths.items()},
             "onnx": {
                 "opset": files.onnx.opset,
                 "exporter": files.onnx.exporter,
@@ -227,9 +221,8 @@ class PairWriter:
             "licence": LICENCE,
             **(extra or {}),
         }
-        with manifest.editing(self.folder, self.profile) as entries:
-            entries["datasets"][data.info.id] = data.info.record(data.sizes)
-            entries["models"][self.model_id(name)] = record
+        self.entries["datasets"][data.info.id] = data.info.record(data.sizes)
+        self.entries["models"][self.model_id(name)] = record
         return record
 
     def attach(self, name: str, kind: str, path: Path, description: dict) -> None:
@@ -239,12 +232,11 @@ class PairWriter:
         and `description` (how it was made, its metrics) under `derived[kind]`.
         """
         model_id = self.model_id(name)
-        with manifest.editing(self.folder, self.profile) as entries:
-            if model_id not in entries["models"]:
-                raise PairzooError(f"cannot attach {kind!r}: no model {model_id!r} recorded")
-            record = entries["models"][model_id]
-            record["files"][kind] = manifest.file_record(path, self.folder)
-            record.setdefault("derived", {})[kind] = {**description, "file": kind}
+        if model_id not in self.entries["models"]:
+            raise PairzooError(f"cannot attach {kind!r}: no model {model_id!r} recorded")
+        record = self.entries["models"][model_id]
+        record["files"][kind] = self.output.record(path)
+        record.setdefault("derived", {})[kind] = {**description, "file": kind}
 
     def add_pair(
         self,
@@ -271,15 +263,13 @@ class PairWriter:
                 f"unknown relation {relation!r}: choose one of {list(manifest.RELATIONS)}"
             )
         base_id, updated_id = self.model_id(base), self.model_id(updated)
-        known = manifest.read(self.folder)["models"]
+        known = self.entries["models"]
         for model_id in (base_id, updated_id):
             if model_id not in known:
-                raise PairzooError(f"pair names unknown model {model_id!r} in {self.folder}")
+                raise PairzooError(f"pair names model {model_id!r}, not written by this run")
         with timed("stats"):
             tensors = {
-                model_id: load_tensors(
-                    self.folder / known[model_id]["files"]["safetensors"]["path"]
-                )
+                model_id: load_tensors(self.output.local(known[model_id]["files"]["safetensors"]))
                 for model_id in (base_id, updated_id)
             }
             base_tensors, updated_tensors = tensors[base_id], tensors[updated_id]
@@ -305,21 +295,20 @@ class PairWriter:
             for name, m in (metrics or {}).items()
         }
         pair_id = f"{self.recipe}/{base_id.split('/')[-1]}..{updated_id.split('/')[-1]}"
-        with manifest.editing(self.folder, self.profile) as entries:
-            entries["pairs"][pair_id] = {
-                "recipe": self.recipe,
-                "base": base_id,
-                "updated": updated_id,
-                "relation": relation,
-                "use_case": manifest.RELATIONS[relation],
-                "series": series,
-                "description": description,
-                "structure_change": stats.structure.record(),
-                "stats": stats.record(),
-                **reuse,
-                **({"correspondence": blocks} if blocks else {}),
-                **({"metrics": measured} if measured else {}),
-            }
+        self.entries["pairs"][pair_id] = {
+            "recipe": self.recipe,
+            "base": base_id,
+            "updated": updated_id,
+            "relation": relation,
+            "use_case": manifest.RELATIONS[relation],
+            "series": series,
+            "description": description,
+            "structure_change": stats.structure.record(),
+            "stats": stats.record(),
+            **reuse,
+            **({"correspondence": blocks} if blocks else {}),
+            **({"metrics": measured} if measured else {}),
+        }
         return stats
 
     @staticmethod
@@ -343,10 +332,29 @@ class PairWriter:
         return blocks
 
     def finish(self) -> dict[str, float]:
-        """Write this process's time per activity to timings/<recipe>.json and return it."""
+        """Put this run's files and records in place of the previous run's, in one step.
+
+        Also writes this process's time per activity to timings/<recipe>.json and returns it.
+        """
+        with timed("manifest"):
+            self.output.commit(self._enter)
         seconds = {k: round(v, 3) for k, v in sorted(SECONDS.items())}
         write_text(self.folder / "timings" / f"{self.recipe}.json", json.dumps(seconds, indent=2))
         return seconds
+
+    def _enter(self, entries: dict) -> None:
+        """Replace the recipe's previous entries in `entries` with this run's."""
+        for kind in ("models", "pairs"):
+            for key in [k for k, v in entries[kind].items() if v["recipe"] == self.recipe]:
+                del entries[kind][key]
+            entries[kind].update(self.entries[kind])
+        entries["datasets"].update(self.entries["datasets"])
+        entries["metrics"].update(self.entries["metrics"])
+        entries.setdefault("finished", {})[self.recipe] = {
+            "models": sorted(self.entries["models"]),
+            "pairs": sorted(self.entries["pairs"]),
+            "codings": [],
+        }
 
 
 def _check_map(
