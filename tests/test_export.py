@@ -1,9 +1,20 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 
-from pairzoo.export import OnnxExporter, float_state, load_tensors, load_weights, save_safetensors
+from pairzoo.errors import PairzooError
+from pairzoo.export import (
+    PARITY_TOLERANCE,
+    OnnxExporter,
+    Parity,
+    float_state,
+    load_tensors,
+    load_weights,
+    onnx_parity,
+    save_safetensors,
+)
 from pairzoo.models import build_model
 
 
@@ -55,3 +66,20 @@ def test_safetensors_round_trip(tmp_path, digits):
     x = torch.from_numpy(digits.x_test[:8])
     with torch.no_grad():
         assert torch.equal(model(x), fresh(x))
+
+
+def test_parity_is_judged_against_the_output_scale(tmp_path, digits):
+    """Logits in the thousands pass with float32 rounding; another model's ONNX still fails."""
+    model = build_model("digits-cnn", 10, 1, 0).eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(1e5)
+    exporter = OnnxExporter(digits.x_test[:64])
+    exported = exporter.export(model, tmp_path / "loud.onnx")
+    assert exported.output_scale > 1000 and exported.max_abs_diff <= 1e-5 * exported.output_scale
+    other = build_model("digits-cnn", 10, 1, 1).eval()
+    parity = onnx_parity(exported.path, other, digits.x_test[:64])
+    with pytest.raises(PairzooError, match="of the output scale"):
+        parity.check(PARITY_TOLERANCE, exported.path)
+    assert Parity(4e-3, 10415.0).check(PARITY_TOLERANCE, "resnet50.onnx")  # measured on a GPU
+    with pytest.raises(PairzooError, match="differ by 2.00e-04"):
+        Parity(2e-4, 3.0).check(PARITY_TOLERANCE, "small.onnx")  # small outputs: 1e-4 absolute

@@ -20,7 +20,14 @@ from safetensors.numpy import save_file
 
 from pairzoo.atomic import atomic_path
 from pairzoo.errors import PairzooError
-from pairzoo.export import INPUT_NAME, OPSET, OUTPUT_NAME, PARITY_TOLERANCE, OnnxExport
+from pairzoo.export import (
+    INPUT_NAME,
+    OPSET,
+    OUTPUT_NAME,
+    PARITY_TOLERANCE,
+    OnnxExport,
+    Parity,
+)
 from pairzoo.keras_models import load_keras
 from pairzoo.publish import ModelFiles
 from pairzoo.timing import timed
@@ -131,11 +138,11 @@ def keras_to_onnx(model: keras.Model, opset: int = OPSET) -> onnx.ModelProto:
     return proto
 
 
-def keras_parity(proto: onnx.ModelProto, model: keras.Model, x: np.ndarray) -> float:
-    """Max absolute difference between onnxruntime and Keras on batch `x`."""
+def keras_parity(proto: onnx.ModelProto, model: keras.Model, x: np.ndarray) -> Parity:
+    """Difference between onnxruntime and Keras on batch `x`, and the outputs' scale."""
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     ours = session.run(None, {INPUT_NAME: x.astype(np.float32)})[0]
-    return float(np.max(np.abs(ours - np.asarray(model(x, training=False)))))
+    return Parity.between(ours, np.asarray(model(x, training=False)))
 
 
 def save_keras(
@@ -150,9 +157,7 @@ def save_keras(
     with timed("export"):
         proto = keras_to_onnx(model)
     with timed("parity"):
-        diff = keras_parity(proto, model, sample)
-    if diff > tolerance:
-        raise PairzooError(f"ONNX parity {diff:.2e} exceeds {tolerance:.0e} for {stem}.onnx")
+        parity = keras_parity(proto, model, sample).check(tolerance, stem.with_suffix(".onnx"))
     with timed("export"):
         save_keras_file(model, stem.with_suffix(".keras"))
         with atomic_path(stem.with_suffix(".safetensors")) as tmp:
@@ -163,7 +168,14 @@ def save_keras(
         f"tf2onnx {tf2onnx.__version__} (tensorflow {tf.__version__}, keras {keras.__version__})"
     )
     return ModelFiles(
-        OnnxExport(stem.with_suffix(".onnx"), OPSET, diff, exporter, initializer_names="exporter"),
+        OnnxExport(
+            stem.with_suffix(".onnx"),
+            OPSET,
+            parity.max_abs_diff,
+            exporter,
+            initializer_names="exporter",
+            output_scale=parity.output_scale,
+        ),
         stem.with_suffix(".safetensors"),
         {"keras": stem.with_suffix(".keras")},
     )

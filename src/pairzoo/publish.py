@@ -201,6 +201,11 @@ class PairWriter:
                 "exporter": files.onnx.exporter,
                 "max_abs_diff": files.onnx.max_abs_diff,
                 "initializer_names": files.onnx.initializer_names,
+                **(
+                    {"output_scale": files.onnx.output_scale}
+                    if files.onnx.output_scale is not None
+                    else {}
+                ),
                 **({"parity": files.onnx.parity} if files.onnx.parity else {}),
             },
             "training": {
