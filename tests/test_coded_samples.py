@@ -4,6 +4,7 @@ import pytest
 
 from pairzoo import codec, coded_samples, ladder, manifest
 from pairzoo.cli import main
+from pairzoo.staged_output import StagedOutput
 from pairzoo.validate import validate
 
 PAIRS = ("unit/base..updated", "unit/base..wide")
@@ -15,6 +16,7 @@ def coded_folder(built_folder, tmp_path_factory):
     folder = tmp_path_factory.mktemp("coded") / "ci"
     shutil.copytree(built_folder, folder)
     entries = manifest.load(folder)
+    output = StagedOutput(folder, coded_samples.RECIPE, "ci")
     codings = {}
     for pair_id in PAIRS:
         pair = coded_samples.load_pair(folder, entries, pair_id)
@@ -24,9 +26,8 @@ def coded_folder(built_folder, tmp_path_factory):
                 pair.base, pair.updated, codec.NncSettings(-40, tca=True)
             ),
         }
-        codings[pair_id] = coded_samples.record(folder, entries, pair, chosen, "fixed QPs")
-    with manifest.editing(folder, "ci") as current:
-        current["codings"] = codings
+        codings[pair_id] = coded_samples.record(output, entries, pair, chosen, "fixed QPs")
+    output.commit(lambda current: coded_samples.enter(current, codings))
     return folder
 
 
@@ -89,11 +90,9 @@ def test_coding_of_changed_models_is_flagged(coded_copy):
 def test_model_recipes_rerunning_keep_the_codings(coded_copy, digits):
     from pairzoo.publish import PairWriter
 
-    PairWriter("other", "ci", digits, coded_copy)
+    PairWriter("other", "ci", digits, coded_copy).finish()
     assert set(manifest.load(coded_copy)["codings"]) == set(PAIRS)
-    coded_samples.forget(coded_copy, "ci")
-    assert "codings" not in manifest.load(coded_copy)
-    assert not (coded_copy / "update_coding").exists()
+    assert validate(coded_copy) == []
 
 
 def test_ladder_in_two_processes_equals_one_process(built_folder):
