@@ -179,8 +179,8 @@ class ZipTree(Tree):
                 if name in self.members:
                     self._problems.append(f"{self.archive}: member {info.filename!r} twice")
                 self.members[name] = info
-        if self.top and not self.label.endswith(self.top):
-            self.label = f"{self.label}:{self.top}"
+        if self.top and label is None:
+            self.label = f"{self.archive}:{self.top}"
 
     def _info(self, name: str) -> zipfile.ZipInfo:
         if not self.exists(name):

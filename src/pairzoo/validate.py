@@ -55,26 +55,28 @@ class Report:
         return text
 
 
-def named_files(entries: dict) -> list[str]:
-    """The paths of every file record of the manifest: models' files and samples' bitstreams."""
-    found = {f["path"] for record in entries["models"].values() for f in record["files"].values()}
+def file_records(entries: dict) -> list[dict]:
+    """Every file record of the manifest: the models' files and the samples' bitstreams."""
+    records = [f for record in entries["models"].values() for f in record["files"].values()]
     for coding in entries.get("codings", {}).values():
         for sample in coding["samples"].values():
-            found |= {f["path"] for f in sample["files"].values()}
-    return sorted(found)
+            records += sample["files"].values()
+    return records
 
 
 def _housekeeping(name: str) -> bool:
     return any(name == h or h.endswith("/") and name.startswith(h) for h in HOUSEKEEPING)
 
 
-def _manifest(tree: Tree) -> dict:
+def read_manifest(tree: Tree) -> tuple[bytes, dict]:
+    """The manifest's bytes and its schema-checked entries."""
     where = tree.where(manifest.MANIFEST)
     if not tree.exists(manifest.MANIFEST):
         raise PairzooError(f"no {manifest.MANIFEST} in {tree.label}")
     if tree.size(manifest.MANIFEST) > manifest.MAX_BYTES:
         raise PairzooError(f"{where}: larger than the limit of {manifest.MAX_BYTES:,} bytes")
-    return manifest.check(manifest.loads(tree.read(manifest.MANIFEST), where), where)
+    data = tree.read(manifest.MANIFEST)
+    return data, manifest.check(manifest.loads(data, where), where)
 
 
 def _check_sums(tree: Tree, required: bool) -> list[str]:
@@ -249,7 +251,7 @@ def check_tree(tree: Tree) -> Report:
     """Everything `validate` checks, on a folder's or an archive's tree."""
     report = Report(problems=tree.problems())
     try:
-        entries = _manifest(tree)
+        _, entries = read_manifest(tree)
     except PairzooError as exc:
         report.problems.append(str(exc))
         return report
@@ -260,7 +262,7 @@ def check_tree(tree: Tree) -> Report:
     except PairzooError as exc:  # a path refused while reading
         report.problems.append(str(exc))
     if not archive:
-        named = set(named_files(entries))
+        named = {f["path"] for f in file_records(entries)}
         report.warnings += [
             f"{tree.where(name)}: a file the manifest does not name"
             for name in tree.names()
