@@ -216,10 +216,14 @@ def _check_reuse(pair_id: str, pair: dict, base: dict, updated: dict) -> list[st
 def _check_entries(tree: Tree, entries: dict, report: Report) -> None:
     tensors = _Tensors(tree, entries)
     shapes: dict[str, dict] = {}
+    sound = set()
     for model_id, record in sorted(entries["models"].items()):
+        before = len(report.problems)
         found = _check_model(tree, model_id, record, tensors, report)
         if found is not None:
             shapes[model_id] = found
+        if len(report.problems) == before:
+            sound.add(model_id)
         if record["training"]["dataset"] not in entries["datasets"]:
             report.problems.append(
                 f"model {model_id}: dataset {record['training']['dataset']!r} undefined"
@@ -237,12 +241,12 @@ def _check_entries(tree: Tree, entries: dict, report: Report) -> None:
         for metric in pair.get("metrics", {}):
             if metric not in entries["metrics"]:
                 report.problems.append(f"pair {pair_id}: metric {metric!r} undefined")
-    unreadable = {
+    unsound = {
         pair_id
         for pair_id, pair in entries["pairs"].items()
-        if pair["base"] not in shapes or pair["updated"] not in shapes
+        if pair["base"] not in sound or pair["updated"] not in sound
     }
-    report.problems += check_codings(tree, entries, unreadable)
+    report.problems += check_codings(tree, entries, unsound)
     report.counts.update(models=len(entries["models"]), pairs=len(entries["pairs"]))
     report.counts["samples"] = sum(len(c["samples"]) for c in entries.get("codings", {}).values())
 
