@@ -87,6 +87,7 @@ def package(folder: Path, archive: Path) -> Path:
         raise PairzooError(f"{folder}: no such folder")
     tree = FolderTree(folder)
     data, entries = read_manifest(tree)
+    archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(archive.name + PARTIAL)
     partial.unlink(missing_ok=True)  # a stale one, from a run that was killed
     try:
