@@ -88,6 +88,13 @@ def _bytes_claim(folder):
     _edit(folder, change)
 
 
+def _qp(folder):
+    def change(entries):
+        entries["codings"][PAIR]["samples"]["incremental"]["settings"]["qp"] = -36
+
+    _edit(folder, change)
+
+
 def _method(folder):
     _sample("method", "nnc-incremental")(folder)
 
@@ -166,6 +173,7 @@ FOLDER_CASES = {
     "file bytes claim": (_bytes_claim, "bytes, the manifest says"),
     "coding bytes": (_sample("bytes", 17), "(incremental): bytes 17"),
     "coding bits per parameter": (_sample("bits_per_parameter", 0.5), "bits per parameter 0.5"),
+    "coding QP": (_qp, "base bitstream has classifier.weight at QP -40, not -36"),
     "coding method": (_method, "tca=True for method nnc-incremental"),
     "coding score": (_sample("value", 1.0), "decoded model scores"),
     "onnx external data": (_external_data, "external data (refused)"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -188,6 +189,44 @@ def _claim_problems(tree: Tree, label: str, sample: dict, pair: LoadedPair) -> l
     return []
 
 
+def stream_qps(bitstream: bytes) -> dict[str, int]:
+    """The QP of each tensor of a stand-alone NNC bitstream, as its tensor headers carry it."""
+    info = {
+        "parameter_type": {},
+        "parameter_dimensions": {},
+        "parameter_index": {},
+        "block_identifier": {},
+        "topology_storage_format": None,
+        "topology_compression_format": None,
+        "performance_maps": {"mps": {}, "lps": {}},
+        "performance_map_flags": defaultdict(dict),
+    }
+
+    def read(_: object) -> dict:
+        from nncodec import nnc_core
+
+        return nnc_core.coder.decode(bytearray(bitstream), info, hls_stats={}, oob_dict={})
+
+    decoded = codec.run_nnc("reading the QPs of a bitstream", read)
+    return {name: int(qp) for name, qp in decoded["qp"].items()}
+
+
+def _qp_problems(label: str, sample: dict, parts: dict[str, bytes], shapes: dict) -> list[str]:
+    """The QPs the stand-alone bitstreams (full, base, new) carry: weights at `qp`, others finer."""
+    settings = sample["settings"]
+    for role in sorted({"full", "base", "new"} & set(parts)):
+        try:
+            qps = stream_qps(parts[role])
+        except PairzooError as exc:
+            return [f"{label}: cannot read the QPs of the {role} bitstream: {exc}"]
+        for name, qp in sorted(qps.items()):
+            weight = len(shapes.get(name, ())) > 1
+            expected = settings["qp"] if weight else settings["nonweight_qp"]
+            if qp != expected:
+                return [f"{label}: {role} bitstream has {name} at QP {qp}, not {expected}"]
+    return []
+
+
 def _check_sample(tree: Tree, label: str, sample: dict, pair: LoadedPair) -> list[str]:
     problems = []
     for role, file in sample["files"].items():
@@ -197,6 +236,7 @@ def _check_sample(tree: Tree, label: str, sample: dict, pair: LoadedPair) -> lis
     problems = _claim_problems(tree, label, sample, pair)
     parts = {role: tree.read(file["path"]) for role, file in sample["files"].items()}
     shapes = {k: tuple(v.shape) for k, v in pair.updated.items()}
+    problems += _qp_problems(label, sample, parts, shapes)
     try:
         tensors = codec.decode_sample(parts, pair.base, shapes)
     except PairzooError as exc:
