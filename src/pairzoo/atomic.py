@@ -1,4 +1,4 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename."""
+"""Durable atomic file writes: write to a temporary name in the same folder, sync, then rename."""
 
 from __future__ import annotations
 
@@ -7,6 +7,22 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's contents to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: Path, dest: Path) -> None:
+    """Sync `tmp`, rename it to `dest`, and sync the folder so that the rename survives a crash."""
+    fsync_path(tmp)
+    os.replace(tmp, dest)
+    fsync_path(dest.parent)
 
 
 @contextmanager
@@ -20,7 +36,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~_umask())
     try:
         yield tmp_path
-        os.replace(tmp_path, dest)
+        commit(tmp_path, dest)
     finally:
         tmp_path.unlink(missing_ok=True)
 

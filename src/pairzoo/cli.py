@@ -10,10 +10,10 @@ from pathlib import Path
 from pairzoo import manifest
 from pairzoo.catalog import pair_rows
 from pairzoo.errors import PairzooError
-from pairzoo.package import package
+from pairzoo.package import NotValid, package
 from pairzoo.profiles import PROFILES, artifacts_dir
 from pairzoo.recipe_run import parse_value, run_recipe
-from pairzoo.validate import validate
+from pairzoo.validate import check
 
 
 def _markdown(rows: list[dict]) -> str:
@@ -62,26 +62,27 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    folder = _folder(args)
-    problems = validate(folder)
-    for problem in problems:
+    target = _folder(args)
+    if not target.exists():
+        raise PairzooError(f"{target}: no such folder or archive")
+    report = check(target)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for problem in report.problems:
         print(problem, file=sys.stderr)
-    if problems:
-        print(f"pairzoo: {len(problems)} problem(s) in {folder}", file=sys.stderr)
+    if report.problems:
+        print(f"pairzoo: {len(report.problems)} problem(s) in {target}", file=sys.stderr)
         return 1
-    entries = manifest.load(folder)
-    files = sum(len(m["files"]) for m in entries["models"].values())
-    samples = sum(len(c["samples"]) for c in entries.get("codings", {}).values())
-    decoded = f", {samples} compressed samples decoded" if samples else ""
-    print(
-        f"{folder}: OK ({len(entries['models'])} models, {len(entries['pairs'])} pairs, "
-        f"{files} files verified{decoded})"
-    )
+    print(f"{target}: OK ({report.summary()})")
     return 0
 
 
 def _package(args: argparse.Namespace) -> int:
-    archive = package(_folder(args), Path(args.output))
+    try:
+        archive = package(_folder(args), Path(args.output))
+    except NotValid as exc:
+        print(f"pairzoo: {exc}", file=sys.stderr)
+        return 1
     print(f"{archive}: written and validated ({archive.stat().st_size / 2**20:.1f} MiB)")
     return 0
 

@@ -6,19 +6,21 @@ model recipes never touch it, and `pairzoo validate` decodes every stored sample
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from pairzoo import codec, manifest
+from pairzoo import codec
 from pairzoo.atomic import atomic_path
 from pairzoo.data import ImageData, load_by_id, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.evaluate import SCORES, OnnxEvaluator
-from pairzoo.export import load_tensors
 from pairzoo.staged_output import StagedOutput
+from pairzoo.tree import FolderTree, Tree
 
 RECIPE = "update_coding"
 
@@ -58,7 +60,7 @@ def unscoreable(entries: dict, pair_id: str) -> str | None:
     return f"no framework-free scorer for {', '.join(sorted(record['metrics']))}"
 
 
-def _test_data(measurement: dict) -> ImageData:
+def measured_split(measurement: dict) -> ImageData:
     """The test split a measurement was taken on: its dataset, restricted to its classes if any."""
     data = _dataset(measurement["dataset"])
     if "classes" not in measurement:
@@ -73,24 +75,28 @@ def _metric(record: dict) -> str:
     return known[0]
 
 
-def load_pair(folder: Path, entries: dict, pair_id: str) -> LoadedPair:
-    """Read a pair's tensors; set up scoring of its updated model's ONNX on the test split."""
+def load_pair(folder: Path | Tree, entries: dict, pair_id: str) -> LoadedPair:
+    """Read a pair's tensors; set up scoring of its updated model's ONNX on the test split.
+
+    `folder` is an output folder or a tree (a folder or an archive read in place); every path
+    the manifest gives is checked before it is read.
+    """
+    tree = folder if isinstance(folder, Tree) else FolderTree(folder)
     pair = entries["pairs"][pair_id]
     models = entries["models"]
     record = models[pair["updated"]]
     metric = _metric(record)
     measurement = record["metrics"][metric]
-    dataset = measurement["dataset"]
-    onnx_path = folder / record["files"]["onnx"]["path"]
-    evaluate = OnnxEvaluator(onnx_path, _test_data(measurement), metric)
+    onnx_model = tree.read(record["files"]["onnx"]["path"])
+    evaluate = OnnxEvaluator(onnx_model, measured_split(measurement), metric)
     return LoadedPair(
         pair_id,
         pair["base"],
         pair["updated"],
-        load_tensors(folder / models[pair["base"]]["files"]["safetensors"]["path"]),
-        load_tensors(folder / record["files"]["safetensors"]["path"]),
+        tree.tensors(models[pair["base"]]["files"]["safetensors"]["path"]),
+        tree.tensors(record["files"]["safetensors"]["path"]),
         metric,
-        dataset,
+        measurement["dataset"],
         evaluate,
         evaluate(),
     )
@@ -156,22 +162,91 @@ def enter(entries: dict, codings: dict[str, dict]) -> None:
     }
 
 
-def _check_sample(folder: Path, label: str, sample: dict, pair: LoadedPair) -> list[str]:
+# Per NNC method, the bitstreams a receiver holding the base needs: what `bytes` counts.
+COUNTED = {
+    "nnc-full": {"full"},
+    "nnc-incremental": {"update", "new"},
+    "nnc-incremental-tca": {"update", "new"},
+}
+
+
+def _claim_problems(tree: Tree, label: str, sample: dict, pair: LoadedPair) -> list[str]:
+    """The method, bytes and bits per parameter a sample claims, against its bitstreams."""
+    method, settings, files = sample["method"], sample["settings"], sample["files"]
+    if method not in COUNTED:
+        return [f"{label}: unknown method {method!r}"]
+    counted, incremental = COUNTED[method], method != "nnc-full"
+    if incremental:
+        fits = set(files) <= {"base", *counted} and ("base" in files) == ("update" in files)
+    else:
+        fits = set(files) == counted
+    if not fits:
+        return [f"{label}: bitstreams {sorted(files)} do not fit method {method}"]
+    if settings["compress_differences"] != incremental:
+        return [f"{label}: compress_differences={settings['compress_differences']} for {method}"]
+    if settings["tca"] != method.endswith("-tca"):
+        return [f"{label}: tca={settings['tca']} for method {method}"]
+    size = sum(tree.size(f["path"]) for role, f in files.items() if role in counted)
+    if sample["bytes"] != size:
+        return [f"{label}: bytes {sample['bytes']}, its bitstreams {sorted(counted)} hold {size}"]
+    bits = 8.0 * size / pair.parameters
+    if not math.isclose(sample["bits_per_parameter"], bits, rel_tol=1e-12):
+        return [f"{label}: bits per parameter {sample['bits_per_parameter']}, the files {bits}"]
+    return []
+
+
+def stream_qps(bitstream: bytes) -> dict[str, int]:
+    """The QP of each tensor of a stand-alone NNC bitstream, as its tensor headers carry it."""
+    info = {
+        "parameter_type": {},
+        "parameter_dimensions": {},
+        "parameter_index": {},
+        "block_identifier": {},
+        "topology_storage_format": None,
+        "topology_compression_format": None,
+        "performance_maps": {"mps": {}, "lps": {}},
+        "performance_map_flags": defaultdict(dict),
+    }
+
+    def read(_: object) -> dict:
+        from nncodec import nnc_core
+
+        return nnc_core.coder.decode(bytearray(bitstream), info, hls_stats={}, oob_dict={})
+
+    decoded = codec.run_nnc("reading the QPs of a bitstream", read)
+    return {name: int(qp) for name, qp in decoded["qp"].items()}
+
+
+def _qp_problems(label: str, sample: dict, parts: dict[str, bytes], shapes: dict) -> list[str]:
+    """The QPs the stand-alone bitstreams (full, base, new) carry: weights at `qp`, others finer."""
+    settings = sample["settings"]
+    for role in sorted({"full", "base", "new"} & set(parts)):
+        try:
+            qps = stream_qps(parts[role])
+        except PairzooError as exc:
+            return [f"{label}: cannot read the QPs of the {role} bitstream: {exc}"]
+        for name, qp in sorted(qps.items()):
+            weight = len(shapes.get(name, ())) > 1
+            expected = settings["qp"] if weight else settings["nonweight_qp"]
+            if qp != expected:
+                return [f"{label}: {role} bitstream has {name} at QP {qp}, not {expected}"]
+    return []
+
+
+def _check_sample(tree: Tree, label: str, sample: dict, pair: LoadedPair) -> list[str]:
     problems = []
     for role, file in sample["files"].items():
-        path = folder / file["path"]
-        if not path.is_file():
-            problems.append(f"{label}: {role} bitstream {path} is missing")
-        elif manifest.sha256_file(path) != file["sha256"]:
-            problems.append(f"{label}: {role} bitstream {path} does not match its sha256")
+        problems += tree.file_problems(file, f"{label}: {role} bitstream")
     if problems:
         return problems
-    parts = {role: (folder / file["path"]).read_bytes() for role, file in sample["files"].items()}
+    problems = _claim_problems(tree, label, sample, pair)
+    parts = {role: tree.read(file["path"]) for role, file in sample["files"].items()}
     shapes = {k: tuple(v.shape) for k, v in pair.updated.items()}
+    problems += _qp_problems(label, sample, parts, shapes)
     try:
         tensors = codec.decode_sample(parts, pair.base, shapes)
     except PairzooError as exc:
-        return [f"{label}: the bitstream does not decode: {exc}"]
+        return [*problems, f"{label}: the bitstream does not decode: {exc}"]
     if codec.tensors_sha256(tensors) != sample["reconstruction_sha256"]:
         problems.append(f"{label}: decodes to other tensors than recorded")
     value = pair.evaluate(tensors)
@@ -180,7 +255,7 @@ def _check_sample(folder: Path, label: str, sample: dict, pair: LoadedPair) -> l
     return problems
 
 
-def _check_coding(folder: Path, entries: dict, pair_id: str, coding: dict) -> list[str]:
+def _check_coding(tree: Tree, entries: dict, pair_id: str, coding: dict) -> list[str]:
     pair = entries["pairs"].get(pair_id)
     if pair is None:
         return [f"coding {pair_id}: no such pair in the manifest"]
@@ -194,24 +269,25 @@ def _check_coding(folder: Path, entries: dict, pair_id: str, coding: dict) -> li
                 f"(re-run the {RECIPE} recipe)"
             ]
     try:
-        loaded = load_pair(folder, entries, pair_id)
+        loaded = load_pair(tree, entries, pair_id)
     except PairzooError as exc:
         return [f"coding {pair_id}: cannot score the updated model: {exc}"]
     problems = []
     for name, sample in coding["samples"].items():
-        problems += _check_sample(folder, f"coding {pair_id} ({name})", sample, loaded)
+        problems += _check_sample(tree, f"coding {pair_id} ({name})", sample, loaded)
     return problems
 
 
-def check_codings(folder: Path, entries: dict, skip: set[str]) -> list[str]:
+def check_codings(folder: Path | Tree, entries: dict, skip: set[str]) -> list[str]:
     """Problems with the stored samples: each must decode to the recorded tensors and score.
 
     Pairs in `skip` (whose model files already failed their checks) are reported, not decoded.
     """
+    tree = folder if isinstance(folder, Tree) else FolderTree(folder)
     problems = []
     for pair_id, coding in sorted(entries.get("codings", {}).items()):
         if pair_id in skip:
             problems.append(f"coding {pair_id}: not decoded, its models' files have problems")
             continue
-        problems += _check_coding(Path(folder), entries, pair_id, coding)
+        problems += _check_coding(tree, entries, pair_id, coding)
     return problems

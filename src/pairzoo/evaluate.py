@@ -49,17 +49,22 @@ SCORES: dict[str, Callable[[np.ndarray, np.ndarray, ImageData], float]] = {
 
 
 class OnnxEvaluator:
-    """Scores an ONNX model on a dataset's test split, optionally with other tensor values.
+    """Scores an ONNX model (a file or its bytes) on a test split, optionally with other tensors.
 
     Pairzoo's ONNX files keep each framework tensor as an initializer under its framework name.
     The evaluator turns the float initializers into graph inputs, so decoded tensors are fed to one
     onnxruntime session by name: no framework is needed to measure them.
     """
 
-    def __init__(self, onnx_path: Path, data: ImageData, metric: str, batch_size: int = 512):
+    def __init__(
+        self, onnx_model: Path | bytes, data: ImageData, metric: str, batch_size: int = 512
+    ):
         if metric not in SCORES:
             raise PairzooError(f"no scorer for metric {metric!r}: known are {sorted(SCORES)}")
-        proto = onnx.load(str(onnx_path))
+        if isinstance(onnx_model, bytes):
+            proto = onnx.load_from_string(onnx_model)
+        else:
+            proto = onnx.load(str(onnx_model))
         graph = proto.graph
         floats = [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
         self.defaults = {i.name: numpy_helper.to_array(i) for i in floats}

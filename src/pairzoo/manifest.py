@@ -20,6 +20,9 @@ from pairzoo.timing import timed
 
 MANIFEST = "manifest.json"
 SCHEMA_ID = "pairzoo-manifest/1"
+# Limits on a manifest read: the full set's manifest is far below both (a 45 MB one took 85 s).
+MAX_BYTES = 16 * 2**20
+MAX_DEPTH = 64
 
 RELATIONS = {
     "more-data": "retraining with more data",
@@ -56,13 +59,48 @@ def empty(profile: str) -> dict:
 
 def check(manifest: dict, where: Path | str = MANIFEST) -> dict:
     """Return `manifest` if it satisfies the schema, else raise a clear error."""
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema()).iter_errors(manifest)
-    )
+    try:
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(schema()).iter_errors(manifest)
+        )
+    except RecursionError as exc:
+        raise PairzooError(f"{where}: nested too deeply to check") from exc
     if error is not None:
         location = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise PairzooError(f"{where}: invalid manifest at {location}: {error.message}")
     return manifest
+
+
+def _depth(node: object) -> int:
+    """How deeply objects and arrays nest in `node` (without recursion)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, depth)
+            stack += [(child, depth + 1) for child in node]
+    return deepest
+
+
+def loads(data: bytes, where: Path | str = MANIFEST) -> dict:
+    """Parse manifest bytes, within MAX_BYTES and MAX_DEPTH, without checking the schema."""
+    if len(data) > MAX_BYTES:
+        raise PairzooError(f"{where}: larger than the limit of {MAX_BYTES:,} bytes")
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PairzooError(f"{where} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise PairzooError(f"{where} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise PairzooError(f"{where}: nested more than {MAX_DEPTH} levels deep") from exc
+    if _depth(parsed) > MAX_DEPTH:
+        raise PairzooError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    if not isinstance(parsed, dict):
+        raise PairzooError(f"{where}: not a JSON object")
+    return parsed
 
 
 def read(folder: Path) -> dict:
@@ -70,10 +108,8 @@ def read(folder: Path) -> dict:
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise PairzooError(f"no {MANIFEST} in {path.parent}")
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PairzooError(f"{path} is not valid JSON: {exc}") from exc
+    with path.open("rb") as handle:
+        return loads(handle.read(MAX_BYTES + 1), path)
 
 
 def load(folder: Path) -> dict:

@@ -1,69 +1,165 @@
-"""Check an output folder: schema, file hashes, ONNX loading, pair claims, compressed samples."""
+"""Check an output folder, or a packaged archive read in place: every byte and every claim.
+
+Bytes: each file's size and sha256, and `SHA256SUMS` (required in an archive, where it must list
+exactly the members). Claims: ONNX loading and initializers, metrics re-scored, structure, pair
+statistics and reuse recomputed, compressed samples decoded and re-scored.
+"""
 
 from __future__ import annotations
 
+import re
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from safetensors import safe_open
 
-from pairzoo import manifest
+from pairzoo import claims, manifest
 from pairzoo.coded_samples import check_codings
 from pairzoo.errors import PairzooError
 from pairzoo.stats import renamed, slice_problem, structure_change
+from pairzoo.tree import Tree, ZipTree, open_tree
 
 SUMS = "SHA256SUMS"
+# What a folder may hold besides the files its manifest names (a folder name ends in /).
+HOUSEKEEPING = (
+    manifest.MANIFEST,
+    SUMS,
+    "DESCRIPTION.md",
+    "LICENCE-NOTICE.md",
+    "cards/",
+    "timings/",
+    "update_coding/results.csv",
+)
 
 
-def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    with safe_open(str(path), framework="numpy") as handle:
-        return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+@dataclass
+class Report:
+    """What a check found: problems, warnings (files nobody names), and what was checked."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    not_rescored: Counter = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        """One line: models, pairs, files, samples, metrics re-scored and those not re-scored."""
+        c = self.counts
+        text = f"{c['models']} models, {c['pairs']} pairs, {c['files']} files verified"
+        text += f", {c['rescored']} metrics re-scored"
+        for metric, count in sorted(self.not_rescored.items()):
+            text += f", {count} not re-scored (no framework-free scorer for {metric})"
+        if c["samples"]:
+            text += f", {c['samples']} compressed samples decoded"
+        return text
 
 
-def _check_onnx(path: Path, tensor_names: set[str]) -> list[str]:
-    """Load and run the graph; every name of `tensor_names` must be one of its initializers."""
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises several unrelated types for bad files
-        return [f"{path}: onnxruntime cannot load it: {str(exc).splitlines()[0]}"]
+def _housekeeping(name: str) -> bool:
+    if "/" not in name and name.startswith(".") and name.endswith(".lock"):
+        return True  # the manifest's lock and each recipe's
+    return any(name == h or h.endswith("/") and name.startswith(h) for h in HOUSEKEEPING)
+
+
+def _check_finished(entries: dict) -> list[str]:
+    """Every entry belongs to a finished run of its recipe, and every finished run is whole."""
+    finished = entries.get("finished", {})
     problems = []
-    first = session.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in first.shape]
-    outputs = session.run(None, {first.name: np.zeros(shape, dtype=np.float32)})
-    if not all(np.all(np.isfinite(out)) for out in outputs):
-        problems.append(f"{path}: non-finite output on a zero input")
-    initializers = {
-        init.name for init in onnx.load(str(path), load_external_data=False).graph.initializer
-    }
-    absent = sorted(tensor_names - initializers)
-    if absent:
-        problems.append(f"{path}: framework tensors not initializers of the graph: {absent[:5]}")
+    for kind in ("models", "pairs", "codings"):
+        present = {key: entry["recipe"] for key, entry in entries.get(kind, {}).items()}
+        for key, recipe in sorted(present.items()):
+            if key not in finished.get(recipe, {}).get(kind, []):
+                problems.append(f"{kind[:-1]} {key}: not from a finished run of {recipe}")
+        for recipe, run in sorted(finished.items()):
+            missing = sorted(set(run[kind]) - set(present))
+            if missing:
+                problems.append(f"recipe {recipe}: its finished run's {kind} {missing[:3]} absent")
     return problems
 
 
-def _check_model(folder: Path, model_id: str, record: dict) -> tuple[list[str], dict]:
-    problems: list[str] = []
-    for kind, file in record["files"].items():
-        path = folder / file["path"]
-        if not path.is_file():
-            problems.append(f"{path}: missing ({kind} file of model {model_id})")
+def read_manifest(tree: Tree) -> tuple[bytes, dict]:
+    """The manifest's bytes and its schema-checked entries."""
+    where = tree.where(manifest.MANIFEST)
+    if not tree.exists(manifest.MANIFEST):
+        raise PairzooError(f"no {manifest.MANIFEST} in {tree.label}")
+    if tree.size(manifest.MANIFEST) > manifest.MAX_BYTES:
+        raise PairzooError(f"{where}: larger than the limit of {manifest.MAX_BYTES:,} bytes")
+    data = tree.read(manifest.MANIFEST)
+    return data, manifest.check(manifest.loads(data, where), where)
+
+
+def _check_sums(tree: Tree, required: bool) -> list[str]:
+    """Each line of SHA256SUMS; where `required` (an archive), it must list every other member."""
+    if not tree.exists(SUMS):
+        return [f"{tree.where(SUMS)}: missing (an archive lists its members)"] if required else []
+    problems, listed = [], set()
+    text = tree.read(SUMS).decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        digest, _, name = line.partition("  ")
+        if not re.fullmatch("[0-9a-f]{64}", digest):
+            problems.append(f"{tree.where(SUMS)}: line {number} is not 'sha256  name'")
             continue
-        digest = manifest.sha256_file(path)
-        if digest != file["sha256"]:
-            problems.append(
-                f"{path}: sha256 {digest[:12]}… does not match the manifest's "
-                f"{file['sha256'][:12]}… (model {model_id})"
-            )
+        try:
+            present = tree.exists(name)
+        except PairzooError as exc:
+            problems.append(f"{tree.where(SUMS)}: line {number}: {exc}")
+            continue
+        listed.add(name)
+        if not present:
+            problems.append(f"{tree.where(name)}: listed in {SUMS} but missing")
+        elif tree.sha256(name) != digest:
+            problems.append(f"{tree.where(name)}: sha256 does not match {SUMS}")
+    if required:
+        unlisted = sorted(set(tree.names()) - listed - {SUMS})
+        problems += [f"{tree.where(name)}: a member {SUMS} does not list" for name in unlisted]
+    return problems
+
+
+class _Tensors:
+    """Models' tensors read on demand, the last few kept (pairs share bases)."""
+
+    def __init__(self, tree: Tree, entries: dict, keep: int = 3):
+        self.tree, self.entries, self.keep = tree, entries, keep
+        self.cache: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+
+    def __call__(self, model_id: str) -> dict[str, np.ndarray]:
+        if model_id not in self.cache:
+            record = self.entries["models"][model_id]
+            self.cache[model_id] = self.tree.tensors(record["files"]["safetensors"]["path"])
+            if len(self.cache) > self.keep:
+                self.cache.popitem(last=False)
+        self.cache.move_to_end(model_id)
+        return self.cache[model_id]
+
+
+def _check_model(
+    tree: Tree, model_id: str, record: dict, tensors: _Tensors, report: Report
+) -> dict[str, tuple[int, ...]] | None:
+    """Check one model's files and claims; its tensor shapes when its files are sound."""
+    problems = []
+    for kind, file in record["files"].items():
+        problems += tree.file_problems(file, f"{kind} file of model {model_id}")
+    report.counts["files"] += len(record["files"]) - len(problems)
     if problems:
-        return problems, {}
-    shapes = _shapes(folder / record["files"]["safetensors"]["path"])
+        report.problems += problems
+        return None
+    try:
+        values = tensors(model_id)
+    except PairzooError as exc:
+        report.problems.append(f"{exc} (model {model_id})")
+        return None
     named = record["onnx"].get("initializer_names", "framework") == "framework"
-    problems += _check_onnx(
-        folder / record["files"]["onnx"]["path"], set(shapes) if named else set()
+    onnx_path = record["files"]["onnx"]["path"]
+    found, scorable = claims.onnx_problems(
+        tree.where(onnx_path), tree.read(onnx_path), values, named
     )
-    return problems, shapes
+    report.problems += found
+    if scorable is not None:
+        found, warnings, skipped = claims.metric_problems(model_id, record, scorable)
+        report.problems += found
+        report.warnings += warnings
+        report.counts["rescored"] += len(record["metrics"]) - len(skipped) - len(warnings)
+        report.not_rescored.update(skipped)
+    return {name: tuple(value.shape) for name, value in values.items()}
 
 
 def _check_pair(pair_id: str, pair: dict, shapes: dict[str, dict]) -> list[str]:
@@ -90,24 +186,9 @@ def _check_pair(pair_id: str, pair: dict, shapes: dict[str, dict]) -> list[str]:
         if name not in actual["reshaped"]:
             problems.append(f"pair {pair_id}: correspondence for {name}, which is not reshaped")
             continue
-        problem = slice_problem(shapes[base][name], shapes[updated][name], block["slices"])
+        problem = slice_problem(base_shapes[name], shapes[updated][name], block["slices"])
         if problem:
             problems.append(f"pair {pair_id}: correspondence of {name}: {problem}")
-    return problems
-
-
-def _check_sums(folder: Path) -> list[str]:
-    sums = folder / SUMS
-    if not sums.is_file():
-        return []
-    problems = []
-    for line in sums.read_text("utf-8").splitlines():
-        digest, _, name = line.partition("  ")
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"{path}: listed in {SUMS} but missing")
-        elif manifest.sha256_file(path) != digest:
-            problems.append(f"{path}: sha256 does not match {SUMS}")
     return problems
 
 
@@ -140,40 +221,84 @@ def _check_reuse(pair_id: str, pair: dict, base: dict, updated: dict) -> list[st
     return []
 
 
-def validate(folder: Path) -> list[str]:
-    """All problems found in `folder`, one line each; empty when everything checks out.
-
-    Besides the manifest's claims, a `SHA256SUMS` file (as in a packaged archive) is verified.
-    """
-    folder = Path(folder)
-    try:
-        entries = manifest.load(folder)
-    except PairzooError as exc:
-        return [str(exc)]
-    problems: list[str] = _check_sums(folder)
+def _check_entries(tree: Tree, entries: dict, report: Report) -> None:
+    report.problems += _check_finished(entries)
+    tensors = _Tensors(tree, entries)
     shapes: dict[str, dict] = {}
-    for model_id, record in entries["models"].items():
-        found, model_shapes = _check_model(folder, model_id, record)
-        problems += found
-        if model_shapes:
-            shapes[model_id] = model_shapes
+    sound = set()
+    for model_id, record in sorted(entries["models"].items()):
+        before = len(report.problems)
+        found = _check_model(tree, model_id, record, tensors, report)
+        if found is not None:
+            shapes[model_id] = found
+        if len(report.problems) == before:
+            sound.add(model_id)
         if record["training"]["dataset"] not in entries["datasets"]:
-            problems.append(
+            report.problems.append(
                 f"model {model_id}: dataset {record['training']['dataset']!r} undefined"
             )
         for metric in record["metrics"]:
             if metric not in entries["metrics"]:
-                problems.append(f"model {model_id}: metric {metric!r} undefined")
-    for pair_id, pair in entries["pairs"].items():
-        problems += _check_pair(pair_id, pair, shapes)
+                report.problems.append(f"model {model_id}: metric {metric!r} undefined")
+    for pair_id, pair in sorted(entries["pairs"].items()):
+        found = _check_pair(pair_id, pair, shapes)
+        if not found:
+            found = claims.pair_problems(
+                pair_id, pair, tensors(pair["base"]), tensors(pair["updated"])
+            )
+        report.problems += found
         for metric in pair.get("metrics", {}):
             if metric not in entries["metrics"]:
-                problems.append(f"pair {pair_id}: metric {metric!r} undefined")
-    if entries.get("codings"):
-        unreadable = {
-            pair_id
-            for pair_id, pair in entries["pairs"].items()
-            if pair["base"] not in shapes or pair["updated"] not in shapes
-        }
-        problems += check_codings(folder, entries, unreadable)
-    return problems
+                report.problems.append(f"pair {pair_id}: metric {metric!r} undefined")
+    unsound = {
+        pair_id
+        for pair_id, pair in entries["pairs"].items()
+        if pair["base"] not in sound or pair["updated"] not in sound
+    }
+    report.problems += check_codings(tree, entries, unsound)
+    report.counts.update(models=len(entries["models"]), pairs=len(entries["pairs"]))
+    report.counts["samples"] = sum(len(c["samples"]) for c in entries.get("codings", {}).values())
+
+
+def check_tree(tree: Tree) -> Report:
+    """Everything `validate` checks, on a folder's or an archive's tree."""
+    report = Report(problems=tree.problems())
+    try:
+        _, entries = read_manifest(tree)
+    except PairzooError as exc:
+        report.problems.append(str(exc))
+        return report
+    archive = isinstance(tree, ZipTree)
+    report.problems += _check_sums(tree, required=archive)
+    try:
+        _check_entries(tree, entries, report)
+    except PairzooError as exc:  # a path refused while reading
+        report.problems.append(str(exc))
+    if not archive:
+        named = {f["path"] for f in manifest.file_records(entries)}
+        report.warnings += [
+            f"{tree.where(name)}: a file the manifest does not name"
+            for name in tree.names()
+            if name not in named and not _housekeeping(name)
+        ]
+    return report
+
+
+def check(target: Path, label: str | None = None) -> Report:
+    """Check a folder or a .zip archive (read in place, never unpacked)."""
+    tree = open_tree(target, label)
+    try:
+        return check_tree(tree)
+    finally:
+        tree.close()
+
+
+def validate(target: Path) -> list[str]:
+    """All problems found in a folder or archive, one line each; empty when everything checks out.
+
+    Warnings (files the manifest does not name) are not problems; `check` returns them too.
+    """
+    try:
+        return check(Path(target)).problems
+    except PairzooError as exc:
+        return [str(exc)]
