@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits as sklearn_digits
 from sklearn.model_selection import train_test_split
 
 from pairzoo.errors import PairzooError
-from pairzoo.profiles import check_profile, data_dir
+from pairzoo.profiles import data_dir, pin_threads
 
 if TYPE_CHECKING:
     from pairzoo.image_files import ImageFiles
@@ -214,7 +214,8 @@ def load_dataset(profile: str, dataset: str = "cifar10") -> ImageData:
 
     `dataset` (full only) is one of cifar10, cifar100, imagenet.
     """
-    if check_profile(profile) == "ci":
+    pin_threads(profile)
+    if profile == "ci":
         return load_digits()
     if dataset not in FULL_LOADERS:
         raise PairzooError(f"unknown dataset {dataset!r}: choose one of {', '.join(FULL_LOADERS)}")
