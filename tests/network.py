@@ -12,6 +12,12 @@ import re
 import shutil
 
 STRACE = shutil.which("strace")
+
+
+class ReachedOutside(AssertionError):
+    """A traced run sent something outside this machine, or asked DNS for a name."""
+
+
 # An IPv4 or IPv6 socket address as strace prints it, and its parts.
 SOCKADDR = re.compile(r"\{sa_family=AF_INET6?, [^}]*\}")
 PORT = re.compile(r"sin6?_port=htons\((\d+)\)")
