@@ -30,7 +30,7 @@ def _quiet_loaded_libraries() -> None:
     if flower is not None:  # read at import into this global; consulted at every event
         flower.FLWR_TELEMETRY_ENABLED = "0"
     onnxruntime = sys.modules.get("onnxruntime")
-    if onnxruntime is not None and hasattr(onnxruntime, "disable_telemetry_events"):
+    if onnxruntime is not None:  # too late for its initialisation event: import pairzoo first
         onnxruntime.disable_telemetry_events()
 
 
