@@ -53,6 +53,9 @@ qp = -32  # NNC quantisation parameter for the update sizes on this page
 seed = 0
 
 # %%
+from pairzoo import codec, federated  # before Flower: its telemetry off, TensorFlow kept out
+
+# isort: split
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -60,7 +63,6 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from pairzoo import codec, federated
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, stratified_subset
 from pairzoo.export import float_state, load_state

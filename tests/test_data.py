@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import numpy as np
@@ -27,6 +28,53 @@ def test_cifar10_missing_batch_names_the_file(tmp_path):
     (folder / "data_batch_3").unlink()
     with pytest.raises(PairzooError, match="data_batch_3"):
         load_cifar10(folder.parent)
+
+
+class _Hostile:
+    """Unpickling it runs a shell command that creates `marker`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_cifar10_refuses_a_pickle_that_runs_code(tmp_path):
+    folder = fabricate.cifar10(tmp_path)
+    marker = tmp_path / "ran"
+    batch = pickle.loads((folder / "data_batch_2").read_bytes())
+    (folder / "data_batch_2").write_bytes(pickle.dumps({**batch, b"x": _Hostile(marker)}))
+    with pytest.raises(PairzooError, match=r"data_batch_2 is not a CIFAR.*refused global .*system"):
+        load_cifar10(folder.parent)
+    assert not marker.exists()
+    pickle.loads((folder / "data_batch_2").read_bytes())  # the plain unpickler does run it
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda b: b[: len(b) // 2], lambda b: b"not a pickle at all", lambda b: pickle.dumps([1])],
+    ids=["truncated", "garbage", "not-a-dict"],
+)
+def test_cifar10_damaged_batch_is_one_error_naming_the_file(tmp_path, damage):
+    folder = fabricate.cifar10(tmp_path)
+    batch = folder / "test_batch"
+    batch.write_bytes(damage(batch.read_bytes()))
+    with pytest.raises(PairzooError, match="test_batch"):
+        load_cifar10(folder.parent)
+
+
+def test_cifar_unpickler_reads_arrays_of_every_pickle_protocol(tmp_path):
+    from pairzoo.data import _unpickle
+
+    batch = {b"data": np.arange(6, dtype=np.uint8).reshape(2, 3), b"labels": [1, 2]}
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        path = tmp_path / f"p{protocol}"
+        path.write_bytes(pickle.dumps(batch, protocol=protocol))
+        loaded = _unpickle(path, "layout")
+        np.testing.assert_array_equal(loaded[b"data"], batch[b"data"])
+        assert loaded[b"labels"] == [1, 2]
 
 
 def test_full_profile_without_data_says_where_to_put_it(monkeypatch, tmp_path):

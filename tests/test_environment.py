@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import yaml
 
 from .conftest import ROOT
@@ -19,3 +23,19 @@ def test_lock_agrees_with_requirements():
         name, version = pin.split("==")
         key = next(k for k in lock if k.lower().replace("_", "-") == name.lower())
         assert lock[key] == version, name
+
+
+def test_ci_profile_computes_on_one_thread_however_started():
+    code = (
+        "import torch; torch.set_num_threads(2)\n"
+        "from pairzoo.profiles import artifacts_dir; artifacts_dir('full')\n"
+        "assert torch.get_num_threads() == 2\n"
+        "artifacts_dir('ci'); import os\n"
+        "print(torch.get_num_threads(), torch.get_num_interop_threads())\n"
+        "print(os.environ['OMP_NUM_THREADS'], os.environ['TF_NUM_INTRAOP_THREADS'])"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["1", "1", "1", "1"]

@@ -1,20 +1,17 @@
-"""Federated rounds: the non-IID split, and a whole Flower simulation traced for its connections."""
+"""Federated rounds: the non-IID split, and Flower kept quiet (the whole recipe: test_recipes)."""
 
 import os
 import subprocess
 import sys
 
-import jupytext
 import numpy as np
 import pytest
 
-from pairzoo import manifest
+from pairzoo import NO_TELEMETRY_ENV
 from pairzoo.errors import PairzooError
 from pairzoo.federated import dirichlet_split
-from pairzoo.validate import validate
 
-from .conftest import ROOT
-from .network import STRACE, outside_addresses, traced
+from .network import STRACE, outside_traffic, traced
 
 
 def test_dirichlet_split_covers_every_sample_once_and_is_skewed():
@@ -39,39 +36,20 @@ def test_dirichlet_split_refuses_impossible_requests():
         dirichlet_split(np.zeros(100, dtype=int), 2, alpha=0.0, seed=0)
 
 
-def test_outside_addresses_finds_what_it_must():
-    trace = (
-        '12 connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("10.0.0.53")}'
-        ", 16) = 0\n"
-        '13 connect(4, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.0.0.1")}'
-        ", 16) = 0\n"
-        '14 bind(5, {sa_family=AF_INET6, sin6_port=htons(0), inet_pton(AF_INET6, "::1", &x)}'
-        ", 28) = 0\n"
-        '15 connect(6, {sa_family=AF_UNIX, sun_path="/tmp/x/sockets/raylet"}, 110) = 0\n'
-    )
-    assert outside_addresses(trace) == {"10.0.0.53 (12: connect)"}
-
-
 @pytest.mark.skipif(STRACE is None, reason="strace is not installed")
-def test_federated_recipe_connects_to_loopback_only(tmp_path):
-    """The whole recipe (Flower, Ray, its workers, the kernel) under `strace -f`."""
-    notebook = tmp_path / "federated_rounds.ipynb"
-    jupytext.write(jupytext.read(ROOT / "notebooks" / "federated_rounds.py"), notebook)
+@pytest.mark.parametrize("first", ["flwr.supercore.telemetry", "pairzoo"])
+def test_flower_sends_no_usage_event_whichever_is_imported_first(tmp_path, first):
+    """A usage event, as `run_simulation` sends it, under strace: no DNS query, no address."""
+    second = "pairzoo" if first != "pairzoo" else "flwr.supercore.telemetry"
+    code = (
+        f"import {first}\nimport {second}\nfrom flwr.supercore import telemetry as t\n"
+        "print(t.event(t.EventType.PYTHON_API_RUN_SIMULATION_ENTER).result(timeout=120))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in NO_TELEMETRY_ENV}  # a user's shell
     log = tmp_path / "strace.log"
-    parameters = ["-p", "clients", "3", "-p", "rounds", "2", "-p", "client_round", "2"]
-    parameters += ["-p", "local_epochs", "1", "-p", "warm_start_epochs", "2"]
-    parameters += ["-p", "artifacts", str(tmp_path / "ci")]
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    subprocess.run(
-        traced([sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3",
-                notebook, tmp_path / "out.ipynb", *parameters], log),
-        cwd=ROOT, env=env, check=True, timeout=900, capture_output=True,
+    done = subprocess.run(
+        traced([sys.executable, "-c", code], log),
+        env=env, capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
-    trace = log.read_text()
-    assert "connect(" in trace and "127.0.0.1" in trace  # the trace saw the kernel and Ray
-    assert outside_addresses(trace) == set()
-    entries = manifest.load(tmp_path / "ci")
-    assert validate(tmp_path / "ci") == []
-    relations = sorted(p["relation"] for p in entries["pairs"].values())
-    assert relations == ["federated-client-update"] * 3 + ["federated-round"] * 2
-    assert not (tmp_path / "ci" / ".flower").exists()
+    assert outside_traffic(log.read_text()) == set()
+    assert done.stdout.strip() == "disabled"

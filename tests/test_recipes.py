@@ -1,24 +1,23 @@
-"""Smoke runs of the recipes: through papermill (twice, for determinism) and as plain python."""
+"""Smoke runs of the recipes: in the book's kernel and as plain python, traced, with equal bytes."""
 
 import os
 import subprocess
 import sys
 
 import jupytext
-import papermill
 import pytest
 import yaml
 
-from pairzoo import manifest
+from pairzoo import NO_TELEMETRY_ENV, OFFLINE_ENV, manifest
 from pairzoo.validate import validate
 
 from .conftest import ROOT
-from .network import STRACE, outside_addresses, traced
+from .network import STRACE, ReachedOutside, outside_traffic, traced
 
 RECIPES = sorted((ROOT / "notebooks").glob("*.py"))
-# Minimal parameters per recipe; None for recipes that only read what others wrote (own tests).
+# Minimal parameters per recipe.
 SMOKE = {
-    "catalog": None,
+    "catalog": {},
     "retraining": {
         "base_epochs": 2,
         "retrain_epochs": 1,
@@ -58,20 +57,46 @@ SMOKE = {
     "keras_transfer": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
 }
 # Recipes that read what others made: those run first, with their smoke parameters, into the folder.
-NEEDS = {"update_coding": ["retraining"]}
+NEEDS = {"update_coding": ["retraining"], "catalog": ["retraining"]}
+RELATIONS = {
+    "retraining": sorted(["more-data", "more-epochs", "other-hyperparameters"] * 2),
+    "federated_rounds": ["federated-client-update"] * 3 + ["federated-round"] * 2,
+}
+# A user's shell: no switch that `import pairzoo` sets (the test process imported it), so each run
+# must set them itself; the book's worker runs a kernel on one thread, a shell uses every core.
+SHELL_ENV = {
+    name: value
+    for name, value in os.environ.items()
+    if name not in {*NO_TELEMETRY_ENV, *OFFLINE_ENV, "OMP_NUM_THREADS"}
+} | {"MPLBACKEND": "Agg"}
+ENTRY_POINTS = {"book": {"OMP_NUM_THREADS": "1"}, "pairzoo-run": {"OMP_NUM_THREADS": "2"}}
 
 
-def _execute(recipe, parameters, tmp_path, name):
+def _command(entry: str, recipe, parameters: dict, tmp_path, name: str) -> list:
+    """`recipe` with `parameters` in the book's kernel (papermill's CLI) or as `pairzoo run`."""
+    if entry == "pairzoo-run":
+        settings = [arg for key, value in parameters.items() for arg in ("-p", key, repr(value))]
+        return [sys.executable, "-m", "pairzoo.cli", "run", recipe, *settings]
     source = tmp_path / f"{name}.ipynb"
     jupytext.write(jupytext.read(recipe), source)
-    return papermill.execute_notebook(
-        str(source),
-        str(tmp_path / f"{name}-out.ipynb"),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(recipe.parent),
-        progress_bar=False,
+    return [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3",
+            "--cwd", recipe.parent, "-y", yaml.safe_dump(parameters),
+            source, tmp_path / f"{name}-out.ipynb"]  # fmt: skip
+
+
+def _run_traced(entry: str, recipe, parameters: dict, tmp_path, name: str) -> set[str]:
+    """Run as `entry` under strace; what it sent outside this machine."""
+    name = f"{entry}-{name}"
+    log = tmp_path / f"{name}.strace"
+    command = _command(entry, recipe, parameters, tmp_path, name)
+    env = SHELL_ENV | ENTRY_POINTS[entry]
+    done = subprocess.run(
+        traced(command, log), cwd=ROOT, env=env, timeout=900, capture_output=True, text=True
     )
+    assert done.returncode == 0, f"{name} failed:\n{done.stderr[-4000:]}"
+    trace = log.read_text()
+    assert "127.0.0.1" in trace or entry == "pairzoo-run"  # the trace saw the kernel's sockets
+    return outside_traffic(trace)
 
 
 def _toc_files():
@@ -89,42 +114,76 @@ def test_recipe_has_one_parameters_cell_and_is_in_the_book(recipe):
     assert recipe.stem in SMOKE
 
 
-@pytest.mark.parametrize(
-    "recipe", [r for r in RECIPES if SMOKE.get(r.stem) is not None], ids=lambda p: p.stem
+# onnxruntime reads ORT_DISABLE_TELEMETRY when it loads and sends an initialisation event a few
+# seconds later; a recipe that imports it before pairzoo cannot be quietened afterwards.
+ORT_BEFORE_PAIRZOO = pytest.mark.xfail(
+    raises=ReachedOutside, strict=True, reason="imports onnxruntime before pairzoo"
 )
-def test_recipe_runs_under_papermill_and_is_deterministic(recipe, tmp_path):
-    folders = [tmp_path / "first", tmp_path / "second"]
-    for run, folder in enumerate(folders):
-        for needed in NEEDS.get(recipe.stem, []):
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        pytest.param(r, marks=ORT_BEFORE_PAIRZOO) if r.stem == "compression_variants" else r
+        for r in RECIPES
+    ],
+    ids=lambda p: p.stem,
+)
+def test_recipe_gives_the_same_bytes_in_the_book_and_as_pairzoo_run_on_loopback_only(
+    recipe, tmp_path
+):
+    """Run 1 in the book's kernel, run 2 as plain python: every socket call of both traced."""
+    folders = {entry: tmp_path / entry for entry in ENTRY_POINTS}
+    outside = {}
+    for entry, folder in folders.items():
+        for needed in [*NEEDS.get(recipe.stem, []), recipe.stem]:
             params = {**SMOKE[needed], "artifacts": str(folder)}
-            _execute(ROOT / "notebooks" / f"{needed}.py", params, tmp_path, f"{needed}{run}")
-        params = {**SMOKE[recipe.stem], "artifacts": str(folder)}
-        _execute(recipe, params, tmp_path, f"run{run}")
+            path = ROOT / "notebooks" / f"{needed}.py"
+            outside[f"{needed} as {entry}"] = _run_traced(entry, path, params, tmp_path, needed)
         assert validate(folder) == []
-    first, second = (manifest.load(folder) for folder in folders)
+    first, second = (manifest.load(folder) for folder in folders.values())
     assert first["pairs"] and first["models"]
     if recipe.stem == "update_coding":
         assert set(first["codings"]) == set(first["pairs"])
+    if recipe.stem in RELATIONS:
+        assert sorted(p["relation"] for p in first["pairs"].values()) == RELATIONS[recipe.stem]
     assert first == second
+    reached = {run: found for run, found in outside.items() if found}
+    if reached:
+        raise ReachedOutside(reached)
 
 
-def test_retraining_runs_as_plain_python_on_loopback_only(tmp_path):
-    """Plain python; under strace where installed, every socket call must stay on loopback."""
-    env = {**os.environ, "PAIRZOO_ARTIFACTS": str(tmp_path), "MPLBACKEND": "Agg"}
-    command = [sys.executable, "notebooks/retraining.py"]
-    log = tmp_path / "strace.log"
-    subprocess.run(
-        traced(command, log) if STRACE else command, cwd=ROOT, env=env, check=True, timeout=600
-    )
-    if STRACE:
-        assert outside_addresses(log.read_text()) == set()
-    entries = manifest.load(tmp_path / "ci")
-    assert validate(tmp_path / "ci") == []
-    assert len(entries["models"]) == 10
-    relations = {p["relation"] for p in entries["pairs"].values()}
-    assert relations == {"more-data", "more-epochs", "other-hyperparameters"}
-    chain = entries["pairs"]["retraining/chain-1..chain-2"]
-    assert chain["base"] == "retraining/chain-1" and not chain["structure_change"]["changed"]
+def test_outside_traffic_finds_outside_addresses_and_every_dns_query():
+    lines = [
+        "11 connect(3<TCP:[9]>, {sa_family=AF_INET, sin_port=htons(443), "
+        'sin_addr=inet_addr("93.184.216.34")}, 16) = -1 EINPROGRESS',
+        "12 connect(4<UDP:[10]>, {sa_family=AF_INET, sin_port=htons(53), "
+        'sin_addr=inet_addr("127.0.0.53")}, 16) = 0',
+        "13 sendmmsg(5<UDP:[10.1.2.3:41234->10.255.255.53:53]>, [{msg_hdr={msg_name=NULL, "
+        'msg_namelen=0, msg_iov=[{iov_base=""..., iov_len=35}], msg_iovlen=1, msg_controllen=0, '
+        "msg_flags=0}, msg_len=35}], 2, MSG_NOSIGNAL) = 2",
+        '14 sendto(6<UDPv6:[11]>, ""..., 35, MSG_NOSIGNAL, {sa_family=AF_INET6, '
+        'sin6_port=htons(53), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), '
+        "sin6_scope_id=0}, 28) = 35",
+        '15 sendto(7<TCP:[127.0.0.1:40112->127.0.0.1:6379]>, ""..., 120, 0, NULL, 0) = 120',
+        "16 sendmsg(8<TCPv6:[[::1]:5000->[::1]:6000]>, {msg_name=NULL, msg_namelen=0}, 0) = 8",
+        '17 connect(9<UNIX:[12]>, {sa_family=AF_UNIX, sun_path="/tmp/ray/raylet"}, 110) = 0',
+        "18 bind(10<NETLINK:[13]>, {sa_family=AF_NETLINK, nl_pid=0, nl_groups=00000000}, 12) = 0",
+        "19 connect(11<TCPv6:[14]>, {sa_family=AF_INET6, sin6_port=htons(8080), "
+        'sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6_addr), '
+        "sin6_scope_id=0}, 28) = 0",
+        "20 bind(12<TCP:[15]>, {sa_family=AF_INET, sin_port=htons(0), "
+        'sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
+    ]
+    assert outside_traffic("\n".join(lines)) == {
+        "93.184.216.34:443 (11: connect)",
+        "DNS 127.0.0.53:53 (12: connect)",
+        "10.1.2.3:41234 (13: sendmmsg)",
+        "DNS 10.255.255.53:53 (13: sendmmsg)",
+        "DNS ::1:53 (14: sendto)",
+    }
+    assert outside_traffic("\n".join(lines[4:])) == set()
 
 
 def test_update_coding_without_pairs_says_so(tmp_path):

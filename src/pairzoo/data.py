@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits as sklearn_digits
 from sklearn.model_selection import train_test_split
 
 from pairzoo.errors import PairzooError
-from pairzoo.profiles import check_profile, data_dir
+from pairzoo.profiles import data_dir, pin_threads
 
 if TYPE_CHECKING:
     from pairzoo.image_files import ImageFiles
@@ -122,11 +122,40 @@ def load_digits() -> ImageData:
     return ImageData(x_train, y_train, x_test, y_test, classes, DIGITS)
 
 
+# The only globals the CIFAR python release (and numpy's own pickles of its arrays) refer to.
+CIFAR_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+    }
+)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, lists, dicts, numbers and bytes; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in CIFAR_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path, layout: str) -> dict:
     if not path.is_file():
         raise PairzooError(f"missing CIFAR file {path}; expected {layout}")
-    with path.open("rb") as handle:
-        return pickle.load(handle, encoding="bytes")
+    try:
+        with path.open("rb") as handle:
+            batch = _CifarUnpickler(handle, encoding="bytes").load()
+    except Exception as exc:  # a truncated, foreign or hostile file: pickle raises many kinds
+        raise PairzooError(f"{path} is not a CIFAR python pickle ({exc})") from exc
+    if not isinstance(batch, dict):
+        raise PairzooError(f"{path} holds a {type(batch).__name__}, not a CIFAR dict")
+    return batch
 
 
 def _cifar_images(batch: dict, path: Path, key: bytes = b"labels") -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +214,8 @@ def load_dataset(profile: str, dataset: str = "cifar10") -> ImageData:
 
     `dataset` (full only) is one of cifar10, cifar100, imagenet.
     """
-    if check_profile(profile) == "ci":
+    pin_threads(profile)
+    if profile == "ci":
         return load_digits()
     if dataset not in FULL_LOADERS:
         raise PairzooError(f"unknown dataset {dataset!r}: choose one of {', '.join(FULL_LOADERS)}")

@@ -1,8 +1,9 @@
 """Federated rounds on Flower's simulation engine, kept on this machine: loopback only, quiet.
 
-Flower and Ray reach outside by default (telemetry, a DNS lookup for the node address, cloud
-metadata probes from Ray's dashboard process). `local_ray` starts Ray with those switched off before
-Flower can start it, and `simulate` runs a ServerApp and its ClientApps inside it.
+Flower and Ray reach outside by default (telemetry, which `import pairzoo` switches off; a DNS
+lookup for the node address; cloud metadata probes from Ray's dashboard process). `local_ray`
+starts Ray with those switched off before Flower can start it, and `simulate` runs a ServerApp and
+its ClientApps inside it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ import numpy as np
 import torch
 
 import pairzoo.models  # noqa: F401  torchvision first: Flower may import TensorFlow, then it crashes
+from pairzoo import NO_TELEMETRY_ENV
 from pairzoo.errors import PairzooError
 
-# Set before Flower or Ray is imported or started (Ray's own processes inherit them).
+# Set before Ray starts (its processes inherit them); `import pairzoo` switched telemetry off.
 LOOPBACK_ENV = {
-    "FLWR_TELEMETRY_ENABLED": "0",  # Flower posts usage events to its server otherwise
-    "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node address 127.0.0.1, no outside DNS lookup
     "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",  # keep Ray's future default, without its warning
 }
@@ -108,7 +108,12 @@ def local_ray(state_dir: Path, cpus: int) -> Iterator[None]:
             logging_level=logging.ERROR,
             log_to_driver=False,
             runtime_env={
-                "env_vars": {**LOOPBACK_ENV, **WORKER_ENV, "PYTHONPATH": os.pathsep.join(sys.path)},
+                "env_vars": {
+                    **NO_TELEMETRY_ENV,
+                    **LOOPBACK_ENV,
+                    **WORKER_ENV,
+                    "PYTHONPATH": os.pathsep.join(sys.path),
+                },
                 "worker_process_setup_hook": "pairzoo.federated.prepare_worker",
             },
         )

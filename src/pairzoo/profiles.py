@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from pairzoo.errors import PairzooError
@@ -10,6 +11,18 @@ from pairzoo.errors import PairzooError
 PROFILES = ("ci", "full")
 ARTIFACTS_ENV = "PAIRZOO_ARTIFACTS"
 DATA_ENV = "PAIRZOO_DATA"
+# The ci profile computes on one thread: a sum split over threads is added in another order, so
+# its bytes would depend on how it was started (the book runs each kernel on one, a shell on all).
+CI_THREAD_ENV = {
+    name: "1"
+    for name in (
+        "OMP_NUM_THREADS",  # torch, and OpenMP in libraries loaded from here on
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",  # read when TensorFlow creates its thread pools
+        "TF_NUM_INTEROP_THREADS",
+    )
+}
 
 
 def check_profile(profile: str) -> str:
@@ -17,6 +30,33 @@ def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise PairzooError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     return profile
+
+
+def pin_threads(profile: str) -> None:
+    """In the ci profile, one compute thread for torch and TensorFlow, here and in child processes.
+
+    Called when a recipe asks for its data or output folder, before it computes anything.
+    """
+    if check_profile(profile) != "ci":
+        return
+    os.environ.update(CI_THREAD_ENV)
+    if sys.modules.get("torch") is not None:  # loaded before: its pool was sized already
+        import torch
+
+        torch.set_num_threads(1)
+        if torch.get_num_interop_threads() != 1:
+            try:
+                torch.set_num_interop_threads(1)
+            except RuntimeError:  # once inter-op work has run; it does not change values
+                pass
+    if sys.modules.get("tensorflow") is not None:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # after TensorFlow's first operation; `load_keras` pins it earlier
+            pass
 
 
 def project_root(start: Path | None = None) -> Path | None:
@@ -35,7 +75,7 @@ def artifacts_dir(profile: str, override: str | os.PathLike[str] | None = None) 
     `override` if given, else $PAIRZOO_ARTIFACTS/<profile>, else the project's
     `artifacts/<profile>` (or `./artifacts/<profile>` outside the project).
     """
-    check_profile(profile)
+    pin_threads(profile)
     if override:
         return Path(override).resolve()
     if os.environ.get(ARTIFACTS_ENV):
