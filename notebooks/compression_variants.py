@@ -50,6 +50,9 @@ qps = [-16, -24, -32, -40]
 seed = 0
 
 # %%
+from pairzoo import codec, manifest  # first: it turns onnxruntime's telemetry off
+
+# isort: split
 import copy
 from itertools import pairwise
 
@@ -57,7 +60,6 @@ import matplotlib.pyplot as plt
 import onnxruntime as ort
 import torch
 
-from pairzoo import codec, manifest
 from pairzoo.catalog import pair_table
 from pairzoo.compression import (
     Variant,

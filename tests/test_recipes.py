@@ -114,22 +114,8 @@ def test_recipe_has_one_parameters_cell_and_is_in_the_book(recipe):
     assert recipe.stem in SMOKE
 
 
-# onnxruntime reads ORT_DISABLE_TELEMETRY when it loads and sends an initialisation event a few
-# seconds later; a recipe that imports it before pairzoo cannot be quietened afterwards.
-ORT_BEFORE_PAIRZOO = pytest.mark.xfail(
-    raises=ReachedOutside, strict=True, reason="imports onnxruntime before pairzoo"
-)
-
-
 @pytest.mark.skipif(STRACE is None, reason="strace is not installed")
-@pytest.mark.parametrize(
-    "recipe",
-    [
-        pytest.param(r, marks=ORT_BEFORE_PAIRZOO) if r.stem == "compression_variants" else r
-        for r in RECIPES
-    ],
-    ids=lambda p: p.stem,
-)
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_gives_the_same_bytes_in_the_book_and_as_pairzoo_run_on_loopback_only(
     recipe, tmp_path
 ):
