@@ -1,5 +1,7 @@
 import zipfile
 
+import jupytext
+import papermill
 import pytest
 
 from pairzoo import manifest
@@ -10,7 +12,20 @@ from pairzoo.package import package
 from pairzoo.validate import validate
 
 from .conftest import ROOT
-from .test_recipes import _execute
+
+
+def _execute(recipe, parameters, tmp_path, name):
+    """`recipe` executed in the book's kind of kernel (papermill), its output notebook returned."""
+    source = tmp_path / f"{name}.ipynb"
+    jupytext.write(jupytext.read(recipe), source)
+    return papermill.execute_notebook(
+        str(source),
+        str(tmp_path / f"{name}-out.ipynb"),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(recipe.parent),
+        progress_bar=False,
+    )
 
 
 def _rename_dataset(folder, name):
