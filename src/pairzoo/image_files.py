@@ -3,32 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import pil_loader
+from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def _geometry(train: bool, size: int) -> list[v2.Transform]:
+    if train:
+        return [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
+    return [v2.Resize(round(size * 8 / 7), antialias=True), v2.CenterCrop(size)]
+
+
+def _normalise() -> list[v2.Transform]:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+
+
 def imagenet_transform(train: bool, size: int = 224) -> v2.Compose:
     """Train: RandomResizedCrop + flip; eval: Resize(size · 8/7) + CenterCrop; both normalised."""
-    geometry = (
-        [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
-        if train
-        else [v2.Resize(round(size * 8 / 7), antialias=True), v2.CenterCrop(size)]
-    )
-    return v2.Compose(
-        [
-            v2.PILToTensor(),
-            *geometry,
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
+    return v2.Compose([v2.PILToTensor(), *_geometry(train, size), *_normalise()])
+
+
+def decode_images(
+    encoded: list[torch.Tensor], train: bool, size: int, device: torch.device | str
+) -> torch.Tensor:
+    """JPEG files' bytes decoded on `device` and transformed as `imagenet_transform` does.
+
+    On CUDA the batch is decoded at once by nvJPEG, then cropped and flipped image by image on
+    the GPU; on the CPU by libjpeg. Returns (n, 3, size, size) float32 on `device`.
+    """
+    images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
+    geometry = v2.Compose(_geometry(train, size))
+    return v2.Compose(_normalise())(torch.stack([geometry(image) for image in images]))
 
 
 class ImageFiles:
@@ -72,6 +85,22 @@ class ImageFiles:
     def labelled(self, labels: np.ndarray) -> Dataset:
         """A torch dataset of (image, label) pairs for a DataLoader with workers."""
         return _Labelled(self, labels)
+
+
+class EncodedFiles(Dataset):
+    """(file bytes, label) pairs, for `decode_images` where the model runs.
+
+    Workers hand over plain bytes: one shared-memory tensor per file would cost a file descriptor.
+    """
+
+    def __init__(self, images: ImageFiles, labels: np.ndarray) -> None:
+        self.paths, self.labels = images.paths, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[bytes, int]:
+        return Path(self.paths[index]).read_bytes(), int(self.labels[index])
 
 
 class _Labelled(Dataset):
