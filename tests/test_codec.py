@@ -120,3 +120,16 @@ def test_onnx_scoring_matches_the_framework_metric(built_folder, pair):
     assert abs(pair.reference - recorded) <= 100.0 / len(pair.evaluate.y) + 1e-9
     with pytest.raises(PairzooError, match="not float initializers"):
         pair.evaluate({"no-such-tensor": np.zeros(3, np.float32)})
+
+
+@pytest.mark.parametrize("tca", [False, True])
+def test_a_base_coded_once_per_qp_gives_the_updates_fresh_coding_gives(pair, tca):
+    base, updated = pair.base, pair.updated
+    settings = codec.NncSettings(qp=-24, tca=tca)
+    shared = codec.encode_base(base, updated, settings)
+    for _ in range(2):  # the shared context is not changed by the updates coded from it
+        reused = codec.nnc_update(base, updated, settings, shared)
+        fresh = codec.nnc_update(base, updated, settings)
+        assert reused.parts == fresh.parts
+    with pytest.raises(PairzooError, match="QP"):
+        codec.nnc_update(base, updated, codec.NncSettings(qp=-30), shared)

@@ -6,6 +6,7 @@ reconstructs and how long encoding and decoding took.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import time
@@ -184,19 +185,44 @@ def nnc_full(updated: Tensors, settings: NncSettings) -> Coding:
     )
 
 
-def nnc_update(base: Tensors, updated: Tensors, settings: NncSettings) -> Coding:
+@dataclass(frozen=True)
+class BaseStream:
+    """The base's bitstream at one QP and the encoder context it leaves, shared by the updates."""
+
+    qp: int
+    bitstream: bytes
+    context: dict
+
+
+def encode_base(base: Tensors, updated: Tensors, settings: NncSettings) -> BaseStream | None:
+    """The bitstream of the base tensors that the update refers to; None when none match."""
+    matched, _ = split(base, updated)
+    if not matched:
+        return None
+    context = new_context()
+    bitstream = encode({k: base[k] for k in matched}, replace(settings, tca=False), context)
+    return BaseStream(settings.qp, bitstream, context)
+
+
+def nnc_update(
+    base: Tensors, updated: Tensors, settings: NncSettings, base_stream: BaseStream | None = None
+) -> Coding:
     """The update coded incrementally: the base first, then updated − base as NNC differences.
 
     The base's bitstream sets up the context both sides share (the parent of the update and, with
     `tca`, the temporal context); the receiver already holds the base, so only the update counts
     in bytes and encoding time (decoding time includes setting up the context from the base's
-    bitstream). Tensors without a base counterpart (new or reshaped) are coded whole, apart.
+    bitstream). `base_stream`, from `encode_base` at `settings.qp`, saves coding the base again.
+    Tensors without a base counterpart (new or reshaped) are coded whole, apart.
     """
     matched, new = split(base, updated)
     parts: dict[str, bytes] = {}
-    context = new_context()
     if matched:
-        parts["base"] = encode({k: base[k] for k in matched}, replace(settings, tca=False), context)
+        base_stream = base_stream or encode_base(base, updated, settings)
+        if base_stream.qp != settings.qp:
+            raise PairzooError(f"the base was coded at QP {base_stream.qp}, not {settings.qp}")
+        parts["base"] = base_stream.bitstream
+        context = copy.deepcopy(base_stream.context)  # encoding the update changes it
     start = time.perf_counter()
     if matched:
         delta = {k: updated[k] - base[k] for k in matched}

@@ -12,9 +12,13 @@ from onnx import numpy_helper
 
 from pairzoo.data import ImageData, unit_pixels
 from pairzoo.errors import PairzooError
-from pairzoo.image_files import ImageFiles
+from pairzoo.image_files import DecodedImages, ImageFiles
 
-PROVIDERS = ["CPUExecutionProvider"]
+
+def providers() -> list[str]:
+    """The execution providers scores run on: CUDA's first where installed (onnxruntime-gpu)."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
 def top1(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -73,7 +77,7 @@ class OnnxEvaluator:
             graph.input.append(
                 onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
             )
-        self.session = ort.InferenceSession(proto.SerializeToString(), providers=PROVIDERS)
+        self.session = ort.InferenceSession(proto.SerializeToString(), providers=providers())
         self.input = self.session.get_inputs()[0]
         self.score = SCORES[metric]
         self.batch_size = batch_size
@@ -82,8 +86,10 @@ class OnnxEvaluator:
     def _batch(self, start: int) -> np.ndarray:
         return np.asarray(self.x[start : start + self.batch_size], dtype=np.float32)
 
-    def _inputs(self, data: ImageData) -> np.ndarray | ImageFiles:
+    def _inputs(self, data: ImageData) -> np.ndarray | DecodedImages:
         wanted = tuple(self.input.shape[1:])
+        if isinstance(data.x_test, ImageFiles) and wanted == data.x_test.shape[1:]:
+            return data.x_test.decoded()  # decoded once, not at every score
         if wanted == data.x_test.shape[1:]:
             return data.x_test
         channels_last = np.ascontiguousarray(data.x_test.transpose(0, 2, 3, 1))

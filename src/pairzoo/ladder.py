@@ -72,10 +72,11 @@ def code_pair(
     settled: set[str] = set()
     for qp in sorted(qps, reverse=True):
         settings = codec.NncSettings(qp)
+        base_stream = codec.encode_base(base, updated, settings)  # once for both updates
         codings = [
             codec.nnc_full(updated, settings),
-            codec.nnc_update(base, updated, settings),
-            codec.nnc_update(base, updated, replace(settings, tca=True)),
+            codec.nnc_update(base, updated, settings, base_stream),
+            codec.nnc_update(base, updated, replace(settings, tca=True), base_stream),
         ]
         codings += codec.delta_quantised(base, updated, settings)
         for coding in codings:

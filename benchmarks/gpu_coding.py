@@ -1,0 +1,93 @@
+"""Time to code and score one ResNet-50 pair at three QPs, split into encoding, decoding, scoring.
+
+    python benchmarks/gpu_coding.py --images 50000   # as update_coding does on ImageNet's val set
+    python benchmarks/gpu_coding.py --small          # a tiny network and set: runs on the CPU
+
+Per QP, as `pairzoo.ladder.code_pair` does: NNC of the full model, the base once, two updates
+(without and with TCA), each decoded, and every reconstruction scored in onnxruntime
+(`pairzoo.evaluate.providers()`: CUDA where onnxruntime-gpu is installed).
+"""
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from gpu_training import jpegs
+
+from pairzoo import codec
+from pairzoo.data import ImageData
+from pairzoo.evaluate import OnnxEvaluator, providers
+from pairzoo.export import OnnxExporter, float_state
+from pairzoo.image_files import ImageFiles
+from pairzoo.imagenet import IMAGENET
+
+
+def tiny() -> torch.nn.Module:
+    """A small convolutional network for --small."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 1000),
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true")
+    parser.add_argument("--images", type=int, default=50000, help="validation JPEGs scored")
+    parser.add_argument("--qps", type=int, nargs=3, default=[-26, -32, -38])
+    args = parser.parse_args()
+    size, count, side = (32, 16, 48) if args.small else (224, args.images, 500)
+    torch.manual_seed(0)
+    base = tiny() if args.small else torchvision.models.resnet50()
+    updated = tiny() if args.small else torchvision.models.resnet50()
+    updated.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        for p in updated.parameters():
+            p.add_(1e-3 * torch.randn_like(p) * (torch.rand_like(p) < 0.1))
+    b = {k: v.numpy() for k, v in float_state(base).items()}
+    u = {k: v.numpy() for k, v in float_state(updated).items()}
+    times = {"encode": 0.0, "decode": 0.0, "score": 0.0}
+    with tempfile.TemporaryDirectory() as folder:
+        paths = jpegs(Path(folder), count, side)
+        x = ImageFiles(paths, train=False, size=size)
+        y = np.arange(count) % 1000
+        data = ImageData(x, y, x, y, tuple(str(i) for i in range(1000)), IMAGENET)
+        onnx = OnnxExporter(np.asarray(x[:2])).export(updated.eval(), Path(folder) / "u.onnx")
+        start = time.perf_counter()
+        evaluate = OnnxEvaluator(onnx.path, data, "top1")
+        evaluate()
+        first = time.perf_counter() - start  # includes decoding the JPEGs once
+        for qp in args.qps:
+            settings = codec.NncSettings(qp)
+            start = time.perf_counter()
+            shared = codec.encode_base(b, u, settings)
+            times["encode"] += time.perf_counter() - start
+            codings = [
+                codec.nnc_full(u, settings),
+                codec.nnc_update(b, u, settings, shared),
+                codec.nnc_update(b, u, replace(settings, tca=True), shared),
+            ]
+            for coding in codings:
+                times["encode"] += coding.encode_seconds
+                times["decode"] += coding.decode_seconds
+            seen = {codec.tensors_sha256(c.reconstruction): c for c in codings}
+            start = time.perf_counter()
+            for coding in seen.values():
+                evaluate(coding.reconstruction)
+            times["score"] += time.perf_counter() - start
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"{'ResNet-50' if not args.small else 'tiny net'}, {count} images of {size} px, "
+          f"QPs {args.qps}, on {device}, onnxruntime {providers()[0]}")  # fmt: skip
+    print(f"{'first score (decodes the images once)':<40} {first:>8.1f} s")
+    for phase, seconds in times.items():
+        print(f"{phase:<40} {seconds:>8.1f} s")
+    print(f"{'total (goal ≤ 600 s)':<40} {first + sum(times.values()):>8.1f} s")
+
+
+if __name__ == "__main__":
+    main()

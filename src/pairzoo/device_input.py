@@ -1,0 +1,137 @@
+"""Batches made where the model runs: JPEGs decoded on the GPU, prepared ahead on a side stream.
+
+On CUDA a thread prepares the next batches (file bytes from DataLoader workers, decoded by nvJPEG,
+cropped, normalised, channels_last) on its own CUDA stream while the default stream trains on the
+current one. Everything here also runs on the CPU, where it is tested.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from pairzoo import distributed
+from pairzoo.image_files import EncodedFiles, ImageFiles, decode_images
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+_DONE = object()
+
+
+def _collate(items: list[tuple[bytes, int]]) -> tuple[list[bytes], torch.Tensor]:
+    return [data for data, _ in items], torch.tensor([label for _, label in items])
+
+
+def _encoded(files: list[bytes]) -> list[torch.Tensor]:
+    return [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in files]
+
+
+def _layout(inputs: torch.Tensor) -> torch.Tensor:
+    """Images in channels_last on CUDA (where convolutions run fastest in it); as they are else."""
+    if inputs.is_cuda and inputs.dim() == 4:
+        return inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+def jpeg_batches(
+    files: ImageFiles,
+    labels: np.ndarray,
+    indices: torch.Tensor,
+    batch_size: int,
+    device: torch.device | str,
+) -> Iterator[Batch]:
+    """Batches of (images, labels) at `indices` on `device`, made one batch ahead.
+
+    DataLoader workers read the files; they are decoded and transformed on `device` as
+    `ImageFiles` does on the CPU.
+    """
+    workers = distributed.workers()
+    loader = DataLoader(
+        Subset(EncodedFiles(files, labels), indices.tolist()),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        prefetch_factor=4 if workers else None,
+    )
+    decoded = (
+        (decode_images(_encoded(data), files.train, files.size, device), targets.to(device))
+        for data, targets in loader
+    )
+    yield from prefetched(((_layout(x), y) for x, y in decoded), torch.device(device))
+
+
+def prefetched(batches: Iterable[Batch], device: torch.device, depth: int = 2) -> Iterator[Batch]:
+    """`batches`, made up to `depth` ahead by a thread (on its own CUDA stream on a GPU)."""
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    side = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def produce() -> None:
+        try:
+            if side is not None:
+                torch.cuda.set_device(device)
+            with torch.cuda.stream(side) if side is not None else nullcontext():
+                for batch in batches:
+                    event = side.record_event() if side is not None else None
+                    while not stop.is_set():
+                        try:
+                            ready.put((batch, event), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            ready.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put((exc, None))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            batch, event = ready.get()
+            if batch is _DONE:
+                return
+            if isinstance(batch, BaseException):
+                raise batch
+            if event is not None:
+                stream = torch.cuda.current_stream(device)
+                stream.wait_event(event)
+                for tensor in batch:
+                    tensor.record_stream(stream)  # its memory is not reused while it trains
+            yield batch
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _pinned(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.pin_memory() if torch.cuda.is_available() else tensor
+
+
+def array_batches(
+    x: np.ndarray, y: np.ndarray, indices: torch.Tensor, batch_size: int, device: torch.device
+) -> Iterator[Batch]:
+    """Batches at `indices` of arrays, moved to `device` at once when they fit.
+
+    Arrays larger than a quarter of the device's free memory are gathered batch by batch into
+    pinned host memory and copied without blocking.
+    """
+    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else 0
+    on_device = inputs.nbytes + targets.nbytes < free // 4
+    if on_device:
+        inputs, targets = inputs.to(device), targets.to(device)
+        indices = indices.to(device)
+    for start in range(0, len(indices), batch_size):
+        batch = indices[start : start + batch_size]
+        if on_device:
+            yield _layout(inputs[batch]), targets[batch]
+        else:
+            pinned = [_pinned(t[batch]) for t in (inputs, targets)]
+            yield tuple(_layout(t.to(device, non_blocking=True)) for t in pinned)

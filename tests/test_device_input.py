@@ -1,0 +1,97 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+from pairzoo import device_input
+from pairzoo.image_files import decode_images
+from pairzoo.imagenet import load_imagenet
+from pairzoo.validate import validate
+
+from . import fabricate
+from .conftest import ROOT
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+# nvJPEG and libjpeg-turbo round the IDCT and chroma upsampling differently: mean absolute
+# difference in uint8 levels (torchvision's own test of decode_jpeg on CUDA allows about as much)
+GPU_DECODE_MEAN_LEVELS = 2.0
+
+
+@pytest.fixture(scope="module")
+def imagenet(tmp_path_factory):
+    return load_imagenet(fabricate.imagenet(tmp_path_factory.mktemp("data"), "folders"))
+
+
+def test_jpeg_batches_on_the_cpu_equal_the_pil_path(imagenet):
+    # measured on the fabricated files: libjpeg through torchvision and through PIL agree exactly
+    x, y = imagenet.x_test, imagenet.y_test
+    batches = list(device_input.jpeg_batches(x, y, torch.arange(len(y)), 4, torch.device("cpu")))
+    images = torch.cat([images for images, _ in batches]).numpy()
+    assert np.abs(images - np.asarray(x)).max() == 0.0
+    assert torch.cat([labels for _, labels in batches]).tolist() == y.tolist()
+
+
+def test_training_batches_are_augmented_crops_in_the_order_asked(imagenet):
+    x, y = imagenet.x_train, imagenet.y_train
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    batches = list(device_input.jpeg_batches(x, y, order, 5, "cpu"))
+    assert [len(labels) for _, labels in batches] == [5, 5, 2]
+    assert torch.cat([labels for _, labels in batches]).tolist() == y[order.numpy()].tolist()
+    assert all(images.shape[1:] == (3, 224, 224) for images, _ in batches)
+
+
+def test_array_batches_follow_the_order():
+    x = np.arange(10 * 2, dtype=np.float32).reshape(10, 2)
+    order = torch.tensor([3, 1, 4, 0, 5, 9, 2, 6, 8, 7])
+    batches = list(device_input.array_batches(x, np.arange(10), order, 4, torch.device("cpu")))
+    assert [b[1].tolist() for b in batches] == [[3, 1, 4, 0], [5, 9, 2, 6], [8, 7]]
+    assert np.array_equal(torch.cat([b[0] for b in batches]).numpy(), x[order.numpy()])
+
+
+def test_prefetching_hands_on_errors_and_stops_when_left():
+    def failing():
+        yield torch.zeros(1), torch.zeros(1)
+        raise ValueError("unreadable file")
+
+    with pytest.raises(ValueError, match="unreadable"):
+        list(device_input.prefetched(failing(), torch.device("cpu")))
+    endless = ((torch.zeros(1), torch.zeros(1)) for _ in iter(int, 1))
+    batches = device_input.prefetched(endless, torch.device("cpu"))
+    next(batches)
+    batches.close()  # joins the producing thread: it must notice
+
+
+@needs_cuda
+def test_gpu_decoding_gives_the_cpu_tensors_within_the_stated_tolerance(imagenet):
+    x = imagenet.x_test
+    encoded = [read_file(path) for path in x.paths]
+    gpu = decode_jpeg(encoded, mode=ImageReadMode.RGB, device="cuda")
+    cpu = decode_jpeg(encoded, mode=ImageReadMode.RGB)
+    for on_gpu, on_cpu in zip(gpu, cpu, strict=True):
+        levels = (on_gpu.cpu().float() - on_cpu.float()).abs().mean()
+        assert levels <= GPU_DECODE_MEAN_LEVELS
+    transformed = decode_images(encoded, False, x.size, "cuda").cpu()
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    reference = torch.from_numpy(np.asarray(x))
+    levels = ((transformed - reference) * std * 255).abs().mean()
+    assert levels <= GPU_DECODE_MEAN_LEVELS
+
+
+@needs_cuda
+def test_retraining_runs_in_the_full_profile_with_resnet50_on_the_gpu(tmp_path):
+    fabricate.imagenet(tmp_path / "data", "devkit")
+    fabricate.torch_weights(tmp_path / "torch", "resnet50")
+    env = {**os.environ, "PAIRZOO_DATA": str(tmp_path / "data"),
+           "TORCH_HOME": str(tmp_path / "torch"), "MPLBACKEND": "Agg"}  # fmt: skip
+    parameters = {"profile": "full", "artifacts": tmp_path / "out", "architecture": "resnet50",
+                  "base_epochs": 1, "retrain_epochs": 1, "ladder": [1],
+                  "chain_fractions": [1.0]}  # fmt: skip
+    command = [sys.executable, "-m", "pairzoo.cli", "run", "notebooks/retraining.py"]
+    for name, value in parameters.items():
+        command += ["-p", name, str(value)]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=1800)
+    assert validate(tmp_path / "out") == []
