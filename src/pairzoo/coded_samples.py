@@ -17,7 +17,7 @@ from pairzoo.atomic import atomic_path
 from pairzoo.data import ImageData, load_by_id, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.evaluate import SCORES, OnnxEvaluator
-from pairzoo.export import load_tensors
+from pairzoo.export import load_tensors, stored_dtypes
 from pairzoo.staged_output import StagedOutput
 
 RECIPE = "update_coding"
@@ -36,6 +36,7 @@ class LoadedPair:
     dataset: str
     evaluate: OnnxEvaluator
     reference: float
+    widened: tuple[str, ...] = ()  # models stored in bfloat16, read as float32 for the codec
 
     @property
     def parameters(self) -> int:
@@ -83,16 +84,19 @@ def load_pair(folder: Path, entries: dict, pair_id: str) -> LoadedPair:
     dataset = measurement["dataset"]
     onnx_path = folder / record["files"]["onnx"]["path"]
     evaluate = OnnxEvaluator(onnx_path, _test_data(measurement), metric)
+    sides = (pair["base"], pair["updated"])
+    files = {m: folder / models[m]["files"]["safetensors"]["path"] for m in sides}
     return LoadedPair(
         pair_id,
         pair["base"],
         pair["updated"],
-        load_tensors(folder / models[pair["base"]]["files"]["safetensors"]["path"]),
-        load_tensors(folder / record["files"]["safetensors"]["path"]),
+        load_tensors(files[pair["base"]]),
+        load_tensors(files[pair["updated"]]),
         metric,
         dataset,
         evaluate,
         evaluate(),
+        tuple(m for m in sides if "BF16" in stored_dtypes(files[m])),
     )
 
 
@@ -143,6 +147,14 @@ def record(
             "sha256": models[pair.updated_id]["files"]["safetensors"]["sha256"],
         },
         "samples": {name: _store(output, pair, name, c) for name, c in chosen.items()},
+        **(
+            {
+                "codec_input": f"float32: {', '.join(pair.widened)} stored in bfloat16, "
+                "widened exactly to float32 before coding (the codec codes float32)"
+            }
+            if pair.widened
+            else {}
+        ),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import onnxruntime as ort
 import torch
 from onnx import numpy_helper
 from safetensors.numpy import load_file
+from safetensors.torch import load_file as load_torch_file
 from safetensors.torch import save_file
 from torch import nn
 
@@ -88,9 +90,23 @@ def save_safetensors(model: nn.Module, path: Path, metadata: dict[str, str] | No
     return path
 
 
+def stored_dtypes(path: Path) -> set[str]:
+    """The dtypes of a safetensors file's tensors, as its header names them (e.g. BF16, F32)."""
+    with Path(path).open("rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+    return {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+
+
 def load_tensors(path: Path) -> dict[str, np.ndarray]:
-    """All tensors of a safetensors file as numpy arrays."""
-    return load_file(str(path))
+    """All tensors of a safetensors file as numpy arrays; bfloat16 ones widened to float32.
+
+    numpy has no bfloat16; widening is exact (`stored_dtypes` tells whether it happened).
+    """
+    if "BF16" not in stored_dtypes(path):
+        return load_file(str(path))
+    tensors = load_torch_file(str(path))
+    return {k: (v.float() if v.dtype == torch.bfloat16 else v).numpy() for k, v in tensors.items()}
 
 
 def load_state(
