@@ -6,6 +6,7 @@ Nothing is downloaded: transformers and peft come from `pairzoo.hf_env`, offline
 from __future__ import annotations
 
 import copy
+import json
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -25,9 +26,10 @@ from pairzoo.errors import PairzooError
 from pairzoo.evaluate import next_token_top1, perplexity
 from pairzoo.export import OPSET, PARITY_TOLERANCE, OnnxExport, Parity
 from pairzoo.hf_env import peft, transformers
+from pairzoo.publish import ModelFiles, PairWriter, Training
+from pairzoo.text_data import TextData
 from pairzoo.timing import timed
 
-ort.set_default_logger_severity(3)  # the exported graph's CastLike nodes are not constant-folded
 INPUT_NAME = "input_ids"
 OUTPUT_NAME = "logits"
 LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -129,7 +131,12 @@ def steps_per_epoch(windows: np.ndarray, batch_size: int) -> int:
 
 @torch.no_grad()
 def logits(model: nn.Module, windows: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """The model's float32 logits (windows, context, vocabulary)."""
+    """The model's float32 logits (windows, context, vocabulary).
+
+    A bfloat16 model is run in float32 on its bfloat16 values (as its ONNX file is).
+    """
+    if next(model.parameters()).dtype != torch.float32:
+        model = widened(model)
     model.eval()
     parts = [
         model(input_ids=torch.from_numpy(windows[i : i + batch_size])).logits.float().numpy()
@@ -193,13 +200,41 @@ def save_tensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: dict
 
 
 def to_bfloat16(model: nn.Module) -> nn.Module:
-    """A bfloat16 copy of `model` (every float tensor rounded to bfloat16)."""
-    return copy.deepcopy(model).to(torch.bfloat16)
+    """A copy of `model` with its parameters rounded to bfloat16.
+
+    Buffers (RoPE's frequencies) are not part of the stored model and stay float32.
+    """
+    return _cast_parameters(model, torch.bfloat16)
 
 
 def widened(model: nn.Module) -> nn.Module:
-    """A float32 copy of a bfloat16 model: the same values, exactly."""
-    return copy.deepcopy(model).to(torch.float32)
+    """A copy of a bfloat16 model with float32 parameters: the same values, exactly."""
+    return _cast_parameters(model, torch.float32)
+
+
+def _cast_parameters(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    cast = copy.deepcopy(model)
+    for parameter in cast.parameters():
+        parameter.data = parameter.data.to(dtype)
+    return cast
+
+
+def _cast_constants(proto: onnx.ModelProto) -> None:
+    """Turn `CastLike(x, constant)` into `Cast(x, to=the constant's type)`, in place.
+
+    onnxruntime cannot fold CastLike and warns about each such node whenever it loads the graph.
+    """
+    types = {
+        node.output[0]: node.attribute[0].t.data_type
+        for node in proto.graph.node
+        if node.op_type == "Constant" and node.attribute[0].name == "value"
+    }
+    for node in proto.graph.node:
+        if node.op_type == "CastLike" and node.input[1] in types:
+            to = types[node.input[1]]
+            node.op_type = "Cast"
+            del node.input[1]
+            node.attribute.append(onnx.helper.make_attribute("to", to))
 
 
 class CausalLMExporter:
@@ -237,6 +272,7 @@ class CausalLMExporter:
             init.name = renames[init.name]
         for node in proto.graph.node:
             node.input[:] = [renames.get(name, name) for name in node.input]
+        _cast_constants(proto)
         return proto
 
     def to_proto(self, model: nn.Module) -> onnx.ModelProto:
@@ -296,3 +332,66 @@ def versions() -> dict[str, str]:
 def adapter_tensors(names: Sequence[str]) -> list[str]:
     """The LoRA tensors among `names`."""
     return sorted(n for n in names if ".lora_A." in n or ".lora_B." in n)
+
+
+def window_subset(windows: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded `fraction` of the windows, in their order; one seed's subsets are nested."""
+    if not 0.0 < fraction <= 1.0:
+        raise PairzooError(f"subset fraction must be in (0, 1], got {fraction}")
+    order = np.random.default_rng(seed).permutation(len(windows))
+    return windows[np.sort(order[: max(1, round(fraction * len(windows)))])]
+
+
+def add_language_model(
+    writer: PairWriter,
+    name: str,
+    model: nn.Module,
+    exporter: CausalLMExporter,
+    *,
+    architecture: str,
+    training: Training,
+    metrics: dict[str, float],
+    data: TextData,
+    description: str = "",
+    others: Mapping[str, Path] | None = None,
+) -> dict:
+    """Save a (PEFT or bfloat16) causal LM as safetensors in its own dtype and float32 ONNX.
+
+    The tensors keep their clear names (`model_tensors`); a bfloat16 model's ONNX holds the same
+    values widened to float32. The record notes the stored dtype and the library versions.
+    """
+    stem = writer.path_stem(name)
+    tensors = model_tensors(model)
+    dtype = str(next(iter(tensors.values())).dtype).removeprefix("torch.")
+    weights = save_tensors(tensors, stem.with_suffix(".safetensors"), {"model": stem.name})
+    float_model = widened(model) if dtype != "float32" else model
+    onnx_file = exporter.export(float_model, stem.with_suffix(".onnx"))
+    return writer.record_model(
+        name,
+        ModelFiles(onnx_file, weights, dict(others or {})),
+        framework="pytorch",
+        framework_version=torch.__version__,
+        architecture=architecture,
+        parameters=sum(t.numel() for t in tensors.values()),
+        training=training,
+        metrics=metrics,
+        description=description,
+        classes=[],
+        data=data,
+        extra={"libraries": versions(), "dtype": dtype},
+    )
+
+
+def save_adapter(model: peft.PeftModel, folder: Path) -> None:
+    """Save the adapter as PEFT does (adapter_model.safetensors, adapter_config.json).
+
+    PEFT lists `target_modules` in set order, which changes from run to run: the list is
+    sorted so that the file's bytes are the same. PEFT's placeholder README.md is removed
+    (pairzoo writes the model cards).
+    """
+    model.save_pretrained(str(folder))
+    config_file = folder / "adapter_config.json"
+    config = json.loads(config_file.read_text("utf-8"))
+    config["target_modules"] = sorted(config["target_modules"])
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True), "utf-8")
+    (folder / "README.md").unlink(missing_ok=True)

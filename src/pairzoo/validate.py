@@ -12,6 +12,7 @@ from safetensors import safe_open
 from pairzoo import manifest
 from pairzoo.coded_samples import check_codings
 from pairzoo.errors import PairzooError
+from pairzoo.evaluate import INPUT_TYPES
 from pairzoo.stats import renamed, slice_problem, structure_change
 
 SUMS = "SHA256SUMS"
@@ -31,7 +32,8 @@ def _check_onnx(path: Path, tensor_names: set[str]) -> list[str]:
     problems = []
     first = session.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in first.shape]
-    outputs = session.run(None, {first.name: np.zeros(shape, dtype=np.float32)})
+    zeros = np.zeros(shape, dtype=INPUT_TYPES.get(first.type, np.float32))  # token ids: int64
+    outputs = session.run(None, {first.name: zeros})
     if not all(np.all(np.isfinite(out)) for out in outputs):
         problems.append(f"{path}: non-finite output on a zero input")
     initializers = {
