@@ -5,7 +5,6 @@ torchvision is imported first (TensorFlow imported before torchvision crashes th
 """
 
 import os
-import warnings
 
 OFFLINE = {
     "USE_TF": "0",
@@ -24,7 +23,5 @@ import peft  # noqa: E402
 import transformers  # noqa: E402
 
 transformers.utils.logging.set_verbosity_error()
-# peft 0.21 calls a transformers method that transformers 5 has renamed
-warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
 
 __all__ = ["huggingface_hub", "peft", "transformers"]

@@ -169,7 +169,10 @@ def add_lora(model: transformers.LlamaForCausalLM, rank: int, seed: int) -> peft
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(seed)
-    return peft.get_peft_model(copy.deepcopy(model), config)
+    with warnings.catch_warnings():
+        # peft 0.21 calls a transformers method that transformers 5 has renamed
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        return peft.get_peft_model(copy.deepcopy(model), config)
 
 
 def clear_name(name: str) -> str:
