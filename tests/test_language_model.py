@@ -5,9 +5,11 @@ import copy
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard
 
 from pairzoo import coded_samples, manifest
 from pairzoo import language_models as lm
+from pairzoo.catalog import model_card
 from pairzoo.data import load_by_id
 from pairzoo.evaluate import OnnxEvaluator
 from pairzoo.export import load_tensors, stored_dtypes
@@ -128,3 +130,17 @@ def test_framework_free_scorer_reproduces_the_recorded_metrics(lm_folder, model)
     for metric in ("perplexity", "next-token-top1"):
         score = OnnxEvaluator(folder / record["files"]["onnx"]["path"], data, metric)
         assert score() == pytest.approx(record["metrics"][metric]["value"], rel=1e-5, abs=1e-4)
+
+
+def test_cards_name_the_base_and_the_relation_for_the_hub(lm_folder):
+    folder, _ = lm_folder
+    entries = manifest.load(folder)
+    relations = {
+        "lm/lora": ("adapter", "peft"),
+        "lm/merged": ("finetune", "pytorch"),
+        "lm/base-bf16": ("quantized", "pytorch"),
+    }
+    for model_id, (relation, library) in relations.items():
+        data = ModelCard(model_card(entries, model_id)).data
+        assert data.base_model_relation == relation and data.library_name == library
+        assert data.pipeline_tag == "text-generation" and data.base_model
