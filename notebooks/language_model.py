@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # A language model: continued pre-training, fine-tuning, LoRA and bfloat16
+# # Transformers: a language model (pre-training, fine-tuning, LoRA, bfloat16) and a ViT
 #
 # The other recipes update convolutional and recurrent networks. The updates that are most often
 # shipped today are those of **transformer language models**: a base model trained further on
@@ -40,7 +40,13 @@
 # | `base → lora-r-merged` | that adapter merged into the weights | LoRA merged | same structure, a delta of rank ≤ *r* per weight |
 # | `base-bf16 → finetune-code-bf16` | base and full fine-tune stored in bfloat16 | other data | bfloat16 tensors |
 #
-# Every model is measured by its **perplexity** and **next-token top-1 accuracy** on the held-out
+# A small **vision transformer** (`ViTForImageClassification` from a `ViTConfig`, on the digits)
+# adds the transfer-learning cases for a third kind of classifier: `vit-base` knows the digits of
+# `vit_classes`; `vit-exchange` gives the last slot to digit 9 (same structure); `vit-add-class`
+# grows the head to every digit (the head's tensors are reshaped; the manifest names the block of
+# each that continues the base's).
+#
+# Every language model is measured by its **perplexity** and **next-token top-1 accuracy** on the held-out
 # windows of its own domain; the code models also on the prose (the pair records the base's and the
 # update's perplexity there: the forgetting). Every model is written as safetensors (the adapter
 # also as PEFT saves it) and as ONNX for a fixed context (token ids in, logits out; every framework
@@ -61,6 +67,9 @@ chain_fractions = [0.5, 1.0]  # continued pre-training on growing shares of the 
 chain_steps = 30  # steps per link of the chain
 finetune_steps = 50  # steps on the source code (full fine-tune and each LoRA)
 lora_ranks = [4, 16]
+vit_classes = [0, 1, 2, 3, 4, 5, 6, 7]  # the ViT base's digits
+vit_epochs = 15
+vit_tune_epochs = 5
 qp = -38  # NNC quantisation parameter of the byte counts shown on this page
 seed = 0
 
@@ -76,10 +85,13 @@ from IPython.display import display
 from pairzoo import codec, manifest
 from pairzoo import language_models as lm
 from pairzoo.catalog import pair_table
+from pairzoo.data import load_digits, select_classes
 from pairzoo.errors import PairzooError
-from pairzoo.export import load_tensors
+from pairzoo.export import OnnxExporter, load_tensors
+from pairzoo.models import build_model, remap_head
 from pairzoo.publish import PairMeasurement, PairWriter, Training
 from pairzoo.text_data import load_text, train_tokenizer
+from pairzoo.train import TrainConfig, accuracy, train
 
 if profile != "ci":
     raise PairzooError("language_model: only the ci profile is available so far")
@@ -267,6 +279,72 @@ for name, model, data, start in (
         name, lm.to_bfloat16(model), rounding, data, data.x_train, 1.0, start, f"{start} in bf16"
     )
 writer.add_pair("base-bf16", "finetune-code-bf16", "other-data", series="bfloat16")
+
+# %% [markdown]
+# ## A vision transformer: a class exchanged, classes added
+#
+# The ViT base is trained on the digits of `vit_classes` (Adam, cosine schedule). `remap_head`
+# makes each update's head: the base's rows for the classes it keeps, fresh rows (seeded) for the
+# others; then the whole network is fine-tuned on the new task's training images. Each model is
+# measured (top-1) on the test images of its own classes.
+
+# %%
+digits = load_digits()
+vit_exporter = OnnxExporter(digits.x_test[:64])
+adam = {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "batch_size": 32}
+
+
+def publish_vit(name, model, task, config, start=None, description=""):
+    top1 = accuracy(model, task.x_test, task.y_test)
+    training = Training(config, 1.0, len(task.y_train), seed, start, classes=task.classes)
+    writer.add_model(
+        name,
+        model,
+        architecture="digits-vit",
+        training=training,
+        metrics={"top1": top1},
+        description=description,
+        classes=task.classes,
+        data=digits,
+        exporter=vit_exporter,
+        test_classes=task.classes,
+    )
+    print(f"{name:>20}: top-1 {top1:6.2f}% on digits {', '.join(task.classes)}")
+
+
+vit_task = select_classes(digits, vit_classes)
+vit_config = TrainConfig(epochs=vit_epochs, seed=seed, **adam)
+vit = build_model("digits-vit", len(vit_classes), 1, seed)
+train(vit, vit_task.x_train, vit_task.y_train, vit_config)
+publish_vit("vit-base", vit, vit_task, vit_config, None, "ViT trained on part of the digits")
+
+unseen = [c for c in range(len(digits.classes)) if c not in vit_classes]
+vit_tune = TrainConfig(epochs=vit_tune_epochs, seed=seed + 1, **{**adam, "lr": 1e-3})
+updates = {
+    "vit-exchange": (vit_classes[:-1] + unseen[-1:], "transfer-exchange-classes"),
+    "vit-add-class": (vit_classes + unseen, "transfer-add-classes"),
+}
+for name, (classes, relation) in updates.items():
+    task = select_classes(digits, classes)
+    sources = [vit_classes.index(c) if c in vit_classes else None for c in classes]
+    model = remap_head(vit, "digits-vit", sources, seed + 1)
+    train(model, task.x_train, task.y_train, vit_tune)
+    description = f"head for digits {', '.join(task.classes)}, whole network fine-tuned"
+    publish_vit(name, model, task, vit_tune, "vit-base", description)
+    grown = len(classes) != len(vit_classes)
+    old_rows = len(vit_classes)
+    correspondence = {
+        "classifier.weight": [[0, old_rows], [0, vit.config.hidden_size]],
+        "classifier.bias": [[0, old_rows]],
+    }
+    writer.add_pair(
+        "vit-base",
+        name,
+        relation,
+        series="vit",
+        description=description,
+        correspondence=correspondence if grown else None,
+    )
 timings = writer.finish()
 
 # %% [markdown]
@@ -361,6 +439,30 @@ ax.tick_params(axis="x", rotation=90, labelsize=7)
 ax.legend(fontsize=8)
 ax.set_title("Relative change per weight matrix: full fine-tune against merged LoRA")
 fig.tight_layout()
+
+# %% [markdown]
+# The ViT pairs: the exchanged class keeps every tensor's shape; the added classes reshape the
+# classifier, whose first rows continue the base's (`correspondence`, with their change).
+
+# %%
+vit_pairs = {k: v for k, v in entries["pairs"].items() if v["series"] == "vit"}
+pd.DataFrame.from_dict(
+    {
+        pair_id.split("/")[1]: {
+            "relation": pair["relation"],
+            "reshaped": ", ".join(pair["structure_change"]["reshaped"]) or "none",
+            "base top-1": entries["models"][pair["base"]]["metrics"]["top1"]["value"],
+            "updated top-1": entries["models"][pair["updated"]]["metrics"]["top1"]["value"],
+            "rel. L2": pair["stats"]["total"]["rel_l2"],
+            "head block rel. L2": pair.get("correspondence", {})
+            .get("classifier.weight", {})
+            .get("change", {})
+            .get("rel_l2"),
+        }
+        for pair_id, pair in vit_pairs.items()
+    },
+    orient="index",
+).round(4)
 
 # %% [markdown]
 # Perplexity on the held-out prose along the continued pre-training (the chain and the epochs

@@ -63,6 +63,8 @@ SMOKE = {
         "chain_steps": 2,
         "finetune_steps": 2,
         "lora_ranks": [4],
+        "vit_epochs": 1,
+        "vit_tune_epochs": 1,
     },
 }
 # Recipes that read what others made: those run first, with their smoke parameters, into the folder.

@@ -132,6 +132,25 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     return load_state(model, load_tensors(path), str(path))
 
 
+def cast_constants(proto: onnx.ModelProto) -> None:
+    """Turn `CastLike(x, constant)` into `Cast(x, to=the constant's type)`, in place.
+
+    onnxruntime cannot fold CastLike and warns about each such node whenever it loads the graph
+    (the dynamo exporter writes them for transformers' attention).
+    """
+    types = {
+        node.output[0]: node.attribute[0].t.data_type
+        for node in proto.graph.node
+        if node.op_type == "Constant" and node.attribute[0].name == "value"
+    }
+    for node in proto.graph.node:
+        if node.op_type == "CastLike" and node.input[1] in types:
+            to = types[node.input[1]]
+            node.op_type = "Cast"
+            del node.input[1]
+            node.attribute.append(onnx.helper.make_attribute("to", to))
+
+
 class _TracedGraph:
     """One trace per architecture; each model's float tensors are written into it by name."""
 
@@ -198,7 +217,9 @@ class OnnxExporter(_TracedGraph):
                 dynamic_shapes=({0: batch},),
                 verbose=False,
             )
-        return program.model_proto
+        proto = program.model_proto  # a new proto at each access
+        cast_constants(proto)
+        return proto
 
     def export(self, model: nn.Module, path: Path) -> OnnxExport:
         """Write `model` to `path` (atomically) after checking parity in onnxruntime."""

@@ -24,7 +24,7 @@ from torch import nn
 from pairzoo.atomic import atomic_path
 from pairzoo.errors import PairzooError
 from pairzoo.evaluate import next_token_top1, perplexity
-from pairzoo.export import OPSET, PARITY_TOLERANCE, OnnxExport, Parity
+from pairzoo.export import OPSET, PARITY_TOLERANCE, OnnxExport, Parity, cast_constants
 from pairzoo.hf_env import peft, transformers
 from pairzoo.publish import ModelFiles, PairWriter, Training
 from pairzoo.text_data import TextData
@@ -222,24 +222,6 @@ def _cast_parameters(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return cast
 
 
-def _cast_constants(proto: onnx.ModelProto) -> None:
-    """Turn `CastLike(x, constant)` into `Cast(x, to=the constant's type)`, in place.
-
-    onnxruntime cannot fold CastLike and warns about each such node whenever it loads the graph.
-    """
-    types = {
-        node.output[0]: node.attribute[0].t.data_type
-        for node in proto.graph.node
-        if node.op_type == "Constant" and node.attribute[0].name == "value"
-    }
-    for node in proto.graph.node:
-        if node.op_type == "CastLike" and node.input[1] in types:
-            to = types[node.input[1]]
-            node.op_type = "Cast"
-            del node.input[1]
-            node.attribute.append(onnx.helper.make_attribute("to", to))
-
-
 class CausalLMExporter:
     """Exports causal LMs for a fixed context: token ids (batch, context) in, logits out.
 
@@ -275,7 +257,7 @@ class CausalLMExporter:
             init.name = renames[init.name]
         for node in proto.graph.node:
             node.input[:] = [renames.get(name, name) for name in node.input]
-        _cast_constants(proto)
+        cast_constants(proto)
         return proto
 
     def to_proto(self, model: nn.Module) -> onnx.ModelProto:
