@@ -394,6 +394,7 @@ def files(name):
 
 
 base_tensors = files("base")
+base_on_code = lm.lm_metrics(base, code.x_test)["perplexity"]
 settings = codec.NncSettings(qp)
 rows = {}
 for name in code_pairs:
@@ -410,7 +411,9 @@ for name in code_pairs:
         ),
         "NNC full B": codec.nnc_full(tensors, settings).size,
         "NNC incremental B": codec.nnc_update(base_tensors, tensors, settings).size,
+        "code perplexity (base)": base_on_code,
         "code perplexity": measured[name]["perplexity"],
+        "prose perplexity (base)": prose_base,
         "prose perplexity": measured[name]["prose perplexity"],
     }
 lowrank = pd.DataFrame.from_dict(rows, orient="index")
@@ -423,7 +426,7 @@ lowrank.round(4)
 # The relative L2 change of every weight matrix between the base and the full fine-tune, and
 # between the base and each merged LoRA model.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"name": "lm-weight-change", "caption": "Relative L2 change of each weight matrix (attention and MLP projections of both layers), base to full fine-tune and base to each merged LoRA model, on a log scale."}}
 fig, ax = plt.subplots(figsize=(9, 3.5))
 for name in ["finetune-code"] + [f"lora-{rank}-merged" for rank in lora_ranks]:
     tensors = entries["pairs"][f"{writer.recipe}/base..{name}"]["stats"]["tensors"]
