@@ -41,10 +41,11 @@ class Corpus:
     name: str
     source: str
     documents: dict[str, str]
+    test_every: int = 5
 
     def split(self, which: str) -> dict[str, str]:
         """The training or test documents: every n-th document (by sorted name) is a test one."""
-        every = TEST_EVERY[self.id]
+        every = self.test_every
         names = sorted(self.documents)
         chosen = [n for i, n in enumerate(names) if (i % every == every - 1) == (which == "test")]
         return {n: self.documents[n] for n in chosen}
@@ -64,6 +65,7 @@ def pydoc_topics() -> Corpus:
         "Python documentation help topics (pydoc_data.topics)",
         f"shipped with {PYTHON} as pydoc_data.topics (generated from the Python documentation)",
         dict(sorted(topics.items())),
+        TEST_EVERY["pydoc-topics"],
     )
 
 
@@ -82,6 +84,7 @@ def stdlib_source() -> Corpus:
         "Python standard-library source code",
         f"shipped with {PYTHON}: {', '.join(f'{m}.py' for m in STDLIB_MODULES)}",
         documents,
+        TEST_EVERY["python-stdlib-source"],
     )
 
 
@@ -159,7 +162,7 @@ def load_text(corpus: str, vocab_size: int, context: int) -> TextData:
     found = CORPORA[corpus]()
     tokenizer = train_tokenizer(vocab_size)
     train, test = (windows(tokenizer, found.text(s), context) for s in ("train", "test"))
-    every = TEST_EVERY[corpus]
+    every = found.test_every
     info = DatasetInfo(
         id=dataset_id(corpus, vocab_size, context),
         name=f"{found.name}, byte-level BPE ({vocab_size} tokens), windows of {context} tokens",
