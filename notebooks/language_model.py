@@ -190,7 +190,7 @@ def snapshot(step, model):
         writer.add_pair("base", name, "more-epochs", series="epochs-ladder")
 
 
-lm.train_lm(copy.deepcopy(base), base_windows, further, snapshot)
+longest = lm.train_lm(copy.deepcopy(base), base_windows, further, snapshot)
 
 # %% [markdown]
 # ## Fine-tuning on source code: every weight, or a low-rank adapter
@@ -278,7 +278,7 @@ for name, model, data, start in (
     publish(
         name, lm.to_bfloat16(model), rounding, data, data.x_train, 1.0, start, f"{start} in bf16"
     )
-writer.add_pair("base-bf16", "finetune-code-bf16", "other-data", series="bfloat16")
+bf16_stats = writer.add_pair("base-bf16", "finetune-code-bf16", "other-data", series="bfloat16")
 
 # %% [markdown]
 # ## A vision transformer: a class exchanged, classes added
