@@ -80,7 +80,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from pairzoo import codec, manifest
 from pairzoo import language_models as lm
@@ -419,6 +419,36 @@ for name in code_pairs:
 lowrank = pd.DataFrame.from_dict(rows, orient="index")
 lowrank["incr. / full"] = lowrank["NNC incremental B"] / lowrank["NNC full B"]
 lowrank.round(4)
+
+# %% [markdown]
+# What this run's table says (computed from it):
+
+
+# %%
+def reading():
+    full = lowrank.loc["finetune-code"]
+    lines = [
+        f"- The full fine-tune moves {full['changed %']:.1f}% of all values (relative L2 "
+        f"{full['rel. L2']:.3f}); its weight deltas have full rank (up to "
+        f"{full['max rank of a weight delta']}). NNC codes it incrementally in "
+        f"{full['NNC incremental B']:,} bytes, {full['incr. / full']:.0%} of the full coding."
+    ]
+    for rank in lora_ranks:
+        adapter, merged = lowrank.loc[f"lora-{rank}"], lowrank.loc[f"lora-{rank}-merged"]
+        lines.append(
+            f"- LoRA r = {rank}: the adapter adds {adapter['tensors added']} tensors and costs "
+            f"{adapter['NNC incremental B']:,} bytes as an update; merged, the same change is a "
+            f"delta of rank ≤ {merged['max rank of a weight delta']} in every adapted matrix "
+            f"(relative L2 {merged['rel. L2']:.3f}) that NNC codes element by element in "
+            f"{merged['NNC incremental B']:,} bytes, "
+            f"{merged['NNC incremental B'] / adapter['NNC incremental B']:.1f}× the adapter's. "
+            f"Code perplexity {adapter['code perplexity (base)']:.1f} → "
+            f"{adapter['code perplexity']:.1f} (full fine-tune: {full['code perplexity']:.1f})."
+        )
+    return "\n".join(lines)
+
+
+Markdown(reading())
 
 # %% [markdown]
 # ## Where each update moved the weights
