@@ -3,6 +3,7 @@ import zipfile
 import jupytext
 import papermill
 import pytest
+from huggingface_hub import ModelCard
 
 from pairzoo import manifest
 from pairzoo.catalog import description_md, lineage, model_card, pair_rows
@@ -57,6 +58,15 @@ def test_lineage_shows_shared_base(built_folder):
 def test_model_card_names_files_and_training(built_folder):
     card = model_card(manifest.load(built_folder), "unit/updated")
     assert "Trained from unit/base" in card and "unit/updated.onnx" in card
+
+
+def test_model_card_carries_the_hub_metadata(built_folder):
+    entries = manifest.load(built_folder)
+    data = ModelCard(model_card(entries, "unit/wide")).data
+    assert data.base_model == "unit/base" and data.base_model_relation == "finetune"
+    assert data.license == "apache-2.0" and data.pipeline_tag == "image-classification"
+    assert data.datasets == ["sklearn-digits"]
+    assert ModelCard(model_card(entries, "unit/base")).data.base_model is None
 
 
 def test_package_unpacks_to_a_valid_folder(folder_copy, tmp_path, capsys):

@@ -55,6 +55,16 @@ SMOKE = {
         "warm_start_epochs": 2,
     },
     "keras_transfer": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
+    "language_model": {
+        "base_epochs": 1,
+        "ladder": [1],
+        "chain_fractions": [1.0],
+        "chain_steps": 2,
+        "finetune_steps": 2,
+        "lora_ranks": [4],
+        "vit_epochs": 1,
+        "vit_tune_epochs": 1,
+    },
 }
 # Recipes that read what others made: those run first, with their smoke parameters, into the folder.
 NEEDS = {"update_coding": ["retraining"], "catalog": ["retraining"]}

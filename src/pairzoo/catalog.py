@@ -7,6 +7,7 @@ from collections import defaultdict
 import matplotlib.pyplot as plt
 import networkx as nx
 import pandas as pd
+from huggingface_hub import ModelCard, ModelCardData
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -277,8 +278,66 @@ def _codings_text(codings: dict) -> str:
     return "\n".join(lines)
 
 
+# The Hugging Face hub's base_model_relation of an updated model, by the pair's relation.
+HUB_RELATIONS = {
+    "lora-adapter": "adapter",
+    "lora-merged": "finetune",  # the hub's "merge" means several models merged into one
+    "compression-rate": "quantized",
+}
+# The hub's pipeline_tag, by a model's first metric.
+PIPELINE_TAGS = {
+    "top1": "image-classification",
+    "map50": "object-detection",
+    "psnr": "image-to-image",
+    "next-token-top1": "text-generation",
+    "perplexity": "text-generation",
+}
+
+
+def card_data(entries: dict, model_id: str) -> ModelCardData:
+    """The card metadata that the hub's model tree reads, from the manifest's records.
+
+    Base model and relation, licence, datasets, pipeline tag, library and tags.
+    """
+    record = entries["models"][model_id]
+    training = record["training"]
+    pairs = [p for _, p in sorted(entries["pairs"].items()) if p["updated"] == model_id]
+    base = training["initialised_from"] or (pairs[0]["base"] if pairs else None)
+    relation = None
+    if base is not None:
+        relations = [p["relation"] for p in pairs if p["base"] == base] or [None]
+        relation = HUB_RELATIONS.get(relations[0], "finetune")
+        base_dtype = entries["models"].get(base, {}).get("dtype", "float32")
+        if "compression" in record or record.get("dtype", "float32") != base_dtype:
+            relation = "quantized"  # a compressed variant, or the base in another precision
+    metric, _ = primary_metric(record)
+    adapter = any(p["relation"] == "lora-adapter" for p in pairs)
+    library = "peft" if adapter else {"pytorch": "pytorch", "keras": "keras"}[record["framework"]]
+    datasets = sorted({training["dataset"], *(m["dataset"] for m in record["metrics"].values())})
+    return ModelCardData(
+        base_model=base,
+        base_model_relation=relation,
+        license="apache-2.0",
+        datasets=datasets,
+        pipeline_tag=PIPELINE_TAGS.get(metric),
+        library_name=library,
+        tags=["pairzoo", record["recipe"], record["architecture"]],
+    )
+
+
+CARD_TEMPLATE = "---\n{{ card_data }}\n---\n\n{{ body }}"
+
+
 def model_card(entries: dict, model_id: str) -> str:
-    """A short card for one model: what it is, how it was trained, metric, files."""
+    """A short card for one model: the hub's metadata, what it is, training, metrics, files."""
+    body = _card_body(entries, model_id)
+    card = ModelCard.from_template(
+        card_data(entries, model_id), template_str=CARD_TEMPLATE, body=body
+    )
+    return str(card)
+
+
+def _card_body(entries: dict, model_id: str) -> str:
     record = entries["models"][model_id]
     training = record["training"]
     subset = training["subset"]
@@ -288,6 +347,7 @@ def model_card(entries: dict, model_id: str) -> str:
         for kind, f in sorted(record["files"].items())
     )
     start = training["initialised_from"] or "a fresh initialisation"
+    samples = "token windows" if len(record["input_shape"]) == 1 else "images"
     return "\n".join(
         [
             f"# {model_id}",
@@ -298,7 +358,7 @@ def model_card(entries: dict, model_id: str) -> str:
             f"{record['parameters']:,} parameters; input {record['input_shape']}; "
             f"{len(record['classes'])} classes.",
             "",
-            f"Trained from {start} on {subset['size']} images ({subset['fraction']:.0%}, seed "
+            f"Trained from {start} on {subset['size']} {samples} ({subset['fraction']:.0%}, seed "
             f"{subset['seed']}) of the {training['split']} split of `{training['dataset']}`; "
             f"{config}.",
             "",

@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from pairzoo.coded_samples import measured_split
 from pairzoo.errors import PairzooError
-from pairzoo.evaluate import SCORES, OnnxEvaluator
+from pairzoo.evaluate import INPUT_TYPES, SCORES, OnnxEvaluator
 from pairzoo.stats import pair_stats, renamed, reuse_record, slice_change
 
 # Relative tolerance of recomputed float statistics (the same float64 sums, so equal in practice).
@@ -69,7 +69,8 @@ def onnx_problems(
         return [f"{where}: {len(inputs)} graph inputs; a pairzoo model takes one"], None
     shape = [d if isinstance(d, int) else 1 for d in inputs[0].shape]
     try:
-        outputs = session.run(None, {inputs[0].name: np.zeros(shape, dtype=np.float32)})
+        zeros = np.zeros(shape, dtype=INPUT_TYPES.get(inputs[0].type, np.float32))  # token ids
+        outputs = session.run(None, {inputs[0].name: zeros})
     except Exception as exc:  # onnxruntime's runtime errors
         return [f"{where}: does not run on a zero input: {_first_line(exc)}"], None
     problems = []

@@ -19,6 +19,7 @@ from pairzoo.atomic import atomic_path
 from pairzoo.data import ImageData, load_by_id, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.evaluate import SCORES, OnnxEvaluator
+from pairzoo.export import stored_dtypes
 from pairzoo.staged_output import StagedOutput
 from pairzoo.tree import FolderTree, Tree
 
@@ -38,6 +39,7 @@ class LoadedPair:
     dataset: str
     evaluate: OnnxEvaluator
     reference: float
+    widened: tuple[str, ...] = ()  # models stored in bfloat16, read as float32 for the codec
 
     @property
     def parameters(self) -> int:
@@ -89,16 +91,19 @@ def load_pair(folder: Path | Tree, entries: dict, pair_id: str) -> LoadedPair:
     measurement = record["metrics"][metric]
     onnx_model = tree.read(record["files"]["onnx"]["path"])
     evaluate = OnnxEvaluator(onnx_model, measured_split(measurement), metric)
+    sides = (pair["base"], pair["updated"])
+    files = {m: models[m]["files"]["safetensors"]["path"] for m in sides}
     return LoadedPair(
         pair_id,
         pair["base"],
         pair["updated"],
-        tree.tensors(models[pair["base"]]["files"]["safetensors"]["path"]),
-        tree.tensors(record["files"]["safetensors"]["path"]),
+        tree.tensors(files[pair["base"]]),
+        tree.tensors(files[pair["updated"]]),
         metric,
         measurement["dataset"],
         evaluate,
         evaluate(),
+        tuple(m for m in sides if "BF16" in stored_dtypes(tree.read(files[m]))),
     )
 
 
@@ -149,6 +154,14 @@ def record(
             "sha256": models[pair.updated_id]["files"]["safetensors"]["sha256"],
         },
         "samples": {name: _store(output, pair, name, c) for name, c in chosen.items()},
+        **(
+            {
+                "codec_input": f"float32: {', '.join(pair.widened)} stored in bfloat16, "
+                "widened exactly to float32 before coding (the codec codes float32)"
+            }
+            if pair.widened
+            else {}
+        ),
     }
 
 

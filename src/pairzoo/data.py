@@ -225,6 +225,10 @@ def load_dataset(profile: str, dataset: str = "cifar10") -> ImageData:
 def load_by_id(dataset_id: str) -> ImageData:
     """A dataset by its manifest id (the full profile's sets read from $PAIRZOO_DATA)."""
     loaders = {DIGITS.id: load_digits, **FULL_LOADERS}
+    from pairzoo.text_data import ID_PATTERN, load_text_by_id  # text windows: data → text_data
+
+    if dataset_id not in loaders and ID_PATTERN.match(dataset_id):
+        return load_text_by_id(dataset_id)  # type: ignore[return-value]
     if dataset_id not in loaders:
         raise PairzooError(f"no loader for dataset {dataset_id!r}: known are {sorted(loaders)}")
     return loaders[dataset_id]()

@@ -21,6 +21,9 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+INPUT_TYPES = {"tensor(int64)": np.int64}
+
+
 def top1(logits: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy in percent."""
     return 100.0 * float(np.mean(logits.argmax(1) == labels))
@@ -41,6 +44,30 @@ def psnr(reconstructions: np.ndarray, images: np.ndarray) -> float:
     return float(-10.0 * np.log10(error))
 
 
+def next_token_log_probs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Log-probability (float64) that a causal LM's logits give each next token of `tokens`.
+
+    `logits` (windows, context, vocabulary) at position t predict `tokens` at t + 1.
+    """
+    if logits.shape[:2] != tokens.shape:
+        raise PairzooError(f"logits {logits.shape} do not fit token windows {tokens.shape}")
+    scores = logits[:, :-1].astype(np.float64)
+    peak = scores.max(-1, keepdims=True)
+    normaliser = peak[..., 0] + np.log(np.exp(scores - peak).sum(-1))
+    chosen = np.take_along_axis(scores, tokens[:, 1:, None], -1)[..., 0]
+    return chosen - normaliser
+
+
+def perplexity(logits: np.ndarray, tokens: np.ndarray) -> float:
+    """Perplexity: exp of the mean negative log-likelihood of every next token of every window."""
+    return float(np.exp(-next_token_log_probs(logits, tokens).mean()))
+
+
+def next_token_top1(logits: np.ndarray, tokens: np.ndarray) -> float:
+    """Share (%) of next tokens that are the highest-scoring token of the logits before them."""
+    return 100.0 * float(np.mean(logits[:, :-1].argmax(-1) == tokens[:, 1:]))
+
+
 def _psnr(outputs: np.ndarray, inputs: np.ndarray, data: ImageData) -> float:
     return psnr(unit_pixels(data.info.id, outputs), unit_pixels(data.info.id, inputs))
 
@@ -49,6 +76,8 @@ def _psnr(outputs: np.ndarray, inputs: np.ndarray, data: ImageData) -> float:
 SCORES: dict[str, Callable[[np.ndarray, np.ndarray, ImageData], float]] = {
     "top1": lambda outputs, _, data: top1(outputs, data.y_test),
     "psnr": _psnr,
+    "perplexity": lambda outputs, inputs, _: perplexity(outputs, inputs),
+    "next-token-top1": lambda outputs, inputs, _: next_token_top1(outputs, inputs),
 }
 
 
@@ -79,12 +108,13 @@ class OnnxEvaluator:
             )
         self.session = ort.InferenceSession(proto.SerializeToString(), providers=providers())
         self.input = self.session.get_inputs()[0]
+        self.dtype = INPUT_TYPES.get(self.input.type, np.float32)  # token ids: int64
         self.score = SCORES[metric]
         self.batch_size = batch_size
         self.data, self.x, self.y = data, self._inputs(data), data.y_test
 
     def _batch(self, start: int) -> np.ndarray:
-        return np.asarray(self.x[start : start + self.batch_size], dtype=np.float32)
+        return np.asarray(self.x[start : start + self.batch_size], dtype=self.dtype)
 
     def _inputs(self, data: ImageData) -> np.ndarray | DecodedImages:
         wanted = tuple(self.input.shape[1:])

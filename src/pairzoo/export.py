@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,9 +13,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import safetensors.numpy
+import safetensors.torch
 import torch
 from onnx import numpy_helper
 from safetensors.numpy import load_file
+from safetensors.torch import load_file as load_torch_file
 from safetensors.torch import save_file
 from torch import nn
 
@@ -88,9 +92,37 @@ def save_safetensors(model: nn.Module, path: Path, metadata: dict[str, str] | No
     return path
 
 
+def stored_dtypes(source: Path | bytes) -> set[str]:
+    """The dtypes of a safetensors file's tensors (path or bytes), as its header names them."""
+    if isinstance(source, bytes):
+        size = int.from_bytes(source[:8], "little")
+        header = json.loads(source[8 : 8 + size])
+    else:
+        with Path(source).open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size))
+    return {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+
+
+def _widened(tensors: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {k: (v.float() if v.dtype == torch.bfloat16 else v).numpy() for k, v in tensors.items()}
+
+
 def load_tensors(path: Path) -> dict[str, np.ndarray]:
-    """All tensors of a safetensors file as numpy arrays."""
-    return load_file(str(path))
+    """All tensors of a safetensors file as numpy arrays; bfloat16 ones widened to float32.
+
+    numpy has no bfloat16; widening is exact (`stored_dtypes` tells whether it happened).
+    """
+    if "BF16" not in stored_dtypes(path):
+        return load_file(str(path))
+    return _widened(load_torch_file(str(path)))
+
+
+def read_tensors(data: bytes) -> dict[str, np.ndarray]:
+    """A safetensors file's bytes as numpy arrays, bfloat16 widened to float32 as `load_tensors`."""
+    if "BF16" not in stored_dtypes(data):
+        return safetensors.numpy.load(data)
+    return _widened(safetensors.torch.load(data))
 
 
 def load_state(
@@ -114,6 +146,25 @@ def load_state(
 def load_weights(model: nn.Module, path: Path) -> nn.Module:
     """Load a pairzoo safetensors file into `model` (integer bookkeeping buffers may be absent)."""
     return load_state(model, load_tensors(path), str(path))
+
+
+def cast_constants(proto: onnx.ModelProto) -> None:
+    """Turn `CastLike(x, constant)` into `Cast(x, to=the constant's type)`, in place.
+
+    onnxruntime cannot fold CastLike and warns about each such node whenever it loads the graph
+    (the dynamo exporter writes them for transformers' attention).
+    """
+    types = {
+        node.output[0]: node.attribute[0].t.data_type
+        for node in proto.graph.node
+        if node.op_type == "Constant" and node.attribute[0].name == "value"
+    }
+    for node in proto.graph.node:
+        if node.op_type == "CastLike" and node.input[1] in types:
+            to = types[node.input[1]]
+            node.op_type = "Cast"
+            del node.input[1]
+            node.attribute.append(onnx.helper.make_attribute("to", to))
 
 
 class _TracedGraph:
@@ -182,7 +233,9 @@ class OnnxExporter(_TracedGraph):
                 dynamic_shapes=({0: batch},),
                 verbose=False,
             )
-        return program.model_proto
+        proto = program.model_proto  # a new proto at each access
+        cast_constants(proto)
+        return proto
 
     def export(self, model: nn.Module, path: Path) -> OnnxExport:
         """Write `model` to `path` (atomically) after checking parity in onnxruntime."""

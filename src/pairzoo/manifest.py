@@ -35,6 +35,10 @@ RELATIONS = {
     "compression-rate": "same network at a different compression rate",
     "federated-round": "federated learning, global model after one more round",
     "federated-client-update": "federated learning, a client's local update",
+    "lora-adapter": "parameter-efficient fine-tuning: a LoRA adapter's tensors added to the base "
+    "(structure change)",
+    "lora-merged": "parameter-efficient fine-tuning: a LoRA adapter merged into the base's weights "
+    "(same structure, low-rank delta)",
 }
 
 

@@ -48,4 +48,28 @@ METRICS = {
         "unit": "",
         "higher_is_better": False,
     },
+    "perplexity": {
+        "name": "perplexity",
+        "definition": "of a causal language model on the test windows of a text dataset: "
+        "exp of the mean negative log-likelihood (natural log) of every next token, where the "
+        "logits at position t of a window predict its token t + 1 (context-1 predictions per "
+        "window, windows scored independently, no padding)",
+        "unit": "",
+        "higher_is_better": False,
+    },
+    "next-token-top1": {
+        "name": "next-token top-1 accuracy",
+        "definition": "of a causal language model on the test windows of a text dataset: share of "
+        "next tokens (as for `perplexity`) that are the highest-scoring token of the logits",
+        "unit": "%",
+        "higher_is_better": True,
+    },
+    "perplexity-base-domain": {
+        "name": "perplexity on the base's domain",
+        "definition": "a pair's measurement: `perplexity` of base and updated model on the test "
+        "windows of the base's text dataset, for an update trained on another domain; updated "
+        "minus base is the forgetting",
+        "unit": "",
+        "higher_is_better": False,
+    },
 }

@@ -58,6 +58,12 @@ def _rgb_only(name: str) -> Callable[[int, int], nn.Module]:
     return build
 
 
+def _digits_vit(num_classes: int, in_channels: int) -> nn.Module:
+    from pairzoo.vision_transformers import digits_vit  # transformers: imported when needed
+
+    return digits_vit(num_classes, in_channels)
+
+
 # Each takes (num_classes, in_channels); the autoencoders have no classes and ignore the first.
 ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
     "digits-cnn": lambda num_classes, in_channels: DigitsCNN(num_classes, in_channels),
@@ -70,6 +76,7 @@ ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
     "cifar-ae": lambda _, in_channels: ConvAutoencoder(in_channels, width=32, code=16),
     "digits-lstm": lambda num_classes, in_channels: RowLSTM(num_classes, 8 * in_channels, 64),
     "cifar-lstm": lambda num_classes, in_channels: RowLSTM(num_classes, 32 * in_channels, 128),
+    "digits-vit": _digits_vit,
 }
 DEFAULT_ARCHITECTURE = {"ci": "digits-cnn", "full": "resnet50"}
 HEADS = {
@@ -81,6 +88,7 @@ HEADS = {
     "efficientnet_b0": "classifier.1",
     "digits-lstm": "classifier",
     "cifar-lstm": "classifier",
+    "digits-vit": "classifier",
 }
 
 

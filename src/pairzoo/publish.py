@@ -66,11 +66,11 @@ def _check_metrics(names: Iterable[str]) -> None:
 
 @dataclass(frozen=True)
 class PairMeasurement:
-    """A metric measured on both models of a pair, on the test images of `classes`."""
+    """A metric measured on both models of a pair, on the test images of `classes` (None: all)."""
 
     base: float
     updated: float
-    classes: Sequence[str]
+    classes: Sequence[str] | None
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,7 @@ class PairWriter:
                 "updated": m.updated,
                 "dataset": self.data.info.id,
                 "split": "test",
-                "classes": list(m.classes),
+                **({"classes": list(m.classes)} if m.classes is not None else {}),
             }
             for name, m in (metrics or {}).items()
         }

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import safetensors.numpy
 
 from pairzoo.errors import PairzooError
+from pairzoo.export import read_tensors
 from pairzoo.paths import inside, path_problem
 
 
@@ -61,12 +61,12 @@ class Tree(ABC):
         return digest.hexdigest()
 
     def tensors(self, name: str) -> dict[str, np.ndarray]:
-        """A safetensors file's tensors in name order, as `load_file` gives them.
+        """A safetensors file's tensors in name order (bfloat16 widened, as `load_tensors` does).
 
         A file that does not parse raises PairzooError.
         """
         try:
-            return dict(sorted(safetensors.numpy.load(self.read(name)).items()))
+            return dict(sorted(read_tensors(self.read(name)).items()))
         except Exception as exc:  # safetensors raises its own error types for malformed headers
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise PairzooError(
