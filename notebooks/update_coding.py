@@ -54,7 +54,7 @@
 # %% tags=["parameters"]
 profile = "ci"  # which output folder: artifacts/<profile>
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
-qps = [-20, -25, -30, -35, -40, -45, -50, -55, -60]  # QP ladder, coarse to fine
+qps = [-20, -30, -40, -50, -60]  # QP ladder, coarse to fine
 tolerance = 0.5  # largest metric loss (points) of an operating point
 workers = 2  # processes coding pairs side by side
 

@@ -271,6 +271,14 @@ def _flip_member(member):
     return members
 
 
+def _flip_licence_text(name, data):
+    """A byte flip in free text that nothing recomputes (a letter of a licence): SUMS catches it."""
+    if name.endswith("manifest.json"):
+        at = data.index(b"Apache-2.0 for the weights") + len(b"Apache-2.0 for the w")
+        data = data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1 :]
+    return [(name, data)]
+
+
 def _extra(member):
     def members(name, data):
         return [(name, data)] + ([(member, b"x")] if name.endswith("SHA256SUMS") else [])
@@ -288,7 +296,7 @@ ARCHIVE_CASES = {
     "member leaving the archive": (_extra("pairzoo-ci/../x"), "'..' part"),
     "symbolic link member": (_link, "is a symbolic link"),
     "flipped member": (_flip_member("unit/base.onnx"), "sha256"),
-    "flipped manifest (free text)": (_flip_member("manifest.json"), "manifest.json: sha256"),
+    "flipped manifest (free text)": (_flip_licence_text, "manifest.json: sha256"),
 }
 
 
