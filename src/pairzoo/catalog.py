@@ -133,7 +133,7 @@ def lineage_figure(entries: dict) -> Figure:
     height = max(3.0, 0.35 * (1 - min((y for _, y in positions.values()), default=0)))
     fig, ax = plt.subplots(figsize=(9, height))
     relations = sorted({data["relation"] for *_, data in graph.edges(data=True)})
-    colours = dict(zip(relations, plt.cm.tab10.colors, strict=False))
+    colours = {r: plt.cm.tab20(i % 20) for i, r in enumerate(relations)}
     for relation in relations:
         edges = [(u, v) for u, v, d in graph.edges(data=True) if d["relation"] == relation]
         nx.draw_networkx_edges(
