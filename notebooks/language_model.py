@@ -390,7 +390,7 @@ code_pairs = ["finetune-code"] + [
 
 
 def files(name):
-    return load_tensors(writer.folder / ours[name]["files"]["safetensors"]["path"])
+    return load_tensors(manifest.file_path(writer.folder, ours[name]["files"]["safetensors"]))
 
 
 base_tensors = files("base")

@@ -67,7 +67,7 @@ class StagedOutput:
         prefix = f"{self.recipe}/"
         for file in manifest.file_records(entries):
             if file["path"].startswith(prefix):
-                path = folder / file["path"][len(prefix) :]
+                path = inside(folder, file["path"][len(prefix) :])
                 if not path.is_file() or manifest.sha256_file(path) != file["sha256"]:
                     return False
         return True
