@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--images", type=int, default=50000, help="validation JPEGs scored")
     parser.add_argument("--qps", type=int, nargs=3, default=[-26, -32, -38])
+    parser.add_argument("--score-only", action="store_true", help="one score per QP, no NNC")
     args = parser.parse_args()
     size, count, side = (32, 16, 48) if args.small else (224, args.images, 500)
     torch.manual_seed(0)
@@ -62,7 +63,7 @@ def main() -> None:
         evaluate = OnnxEvaluator(onnx.path, data, "top1")
         evaluate()
         first = time.perf_counter() - start  # includes decoding the JPEGs once
-        for qp in args.qps:
+        for qp in [] if args.score_only else args.qps:
             settings = codec.NncSettings(qp)
             start = time.perf_counter()
             shared = codec.encode_base(b, u, settings)
@@ -80,6 +81,11 @@ def main() -> None:
             for coding in seen.values():
                 evaluate(coding.reconstruction)
             times["score"] += time.perf_counter() - start
+        if args.score_only:
+            start = time.perf_counter()
+            for _ in args.qps:
+                evaluate(u)
+            times["score"] = time.perf_counter() - start
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"{'ResNet-50' if not args.small else 'tiny net'}, {count} images of {size} px, "
           f"QPs {args.qps}, on {device}, onnxruntime {providers()[0]}")  # fmt: skip

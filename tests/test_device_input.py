@@ -26,10 +26,10 @@ def imagenet(tmp_path_factory):
     return load_imagenet(fabricate.imagenet(tmp_path_factory.mktemp("data"), "folders"))
 
 
-def test_jpeg_batches_on_the_cpu_equal_the_pil_path(imagenet):
+def test_the_jpeg_feed_on_the_cpu_equals_the_pil_path(imagenet):
     # measured on the fabricated files: libjpeg through torchvision and through PIL agree exactly
     x, y = imagenet.x_test, imagenet.y_test
-    batches = list(device_input.jpeg_batches(x, y, torch.arange(len(y)), 4, torch.device("cpu")))
+    batches = list(device_input.JpegFeed(x, y, 4, torch.device("cpu"))(torch.arange(len(y))))
     images = torch.cat([images for images, _ in batches]).numpy()
     assert np.abs(images - np.asarray(x)).max() == 0.0
     assert torch.cat([labels for _, labels in batches]).tolist() == y.tolist()
@@ -38,16 +38,18 @@ def test_jpeg_batches_on_the_cpu_equal_the_pil_path(imagenet):
 def test_training_batches_are_augmented_crops_in_the_order_asked(imagenet):
     x, y = imagenet.x_train, imagenet.y_train
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    batches = list(device_input.jpeg_batches(x, y, order, 5, "cpu"))
-    assert [len(labels) for _, labels in batches] == [5, 5, 2]
-    assert torch.cat([labels for _, labels in batches]).tolist() == y[order.numpy()].tolist()
-    assert all(images.shape[1:] == (3, 224, 224) for images, _ in batches)
+    feed = device_input.JpegFeed(x, y, 5, "cpu")
+    for order in (order, order.flip(0)):  # the feed's workers serve each pass in its own order
+        batches = list(feed(order))
+        assert [len(labels) for _, labels in batches] == [5, 5, 2]
+        assert torch.cat([labels for _, labels in batches]).tolist() == y[order.numpy()].tolist()
+        assert all(images.shape[1:] == (3, 224, 224) for images, _ in batches)
 
 
-def test_array_batches_follow_the_order():
+def test_the_array_feed_follows_the_order():
     x = np.arange(10 * 2, dtype=np.float32).reshape(10, 2)
     order = torch.tensor([3, 1, 4, 0, 5, 9, 2, 6, 8, 7])
-    batches = list(device_input.array_batches(x, np.arange(10), order, 4, torch.device("cpu")))
+    batches = list(device_input.ArrayFeed(x, np.arange(10), 4, torch.device("cpu"))(order))
     assert [b[1].tolist() for b in batches] == [[3, 1, 4, 0], [5, 9, 2, 6], [8, 7]]
     assert np.array_equal(torch.cat([b[0] for b in batches]).numpy(), x[order.numpy()])
 

@@ -14,7 +14,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Sampler
 
 from pairzoo import distributed
 from pairzoo.image_files import EncodedFiles, ImageFiles, decode_images
@@ -38,31 +38,51 @@ def _layout(inputs: torch.Tensor) -> torch.Tensor:
     return inputs
 
 
-def jpeg_batches(
-    files: ImageFiles,
-    labels: np.ndarray,
-    indices: torch.Tensor,
-    batch_size: int,
-    device: torch.device | str,
-) -> Iterator[Batch]:
-    """Batches of (images, labels) at `indices` on `device`, made one batch ahead.
+class _Order(Sampler[int]):
+    """The indices of the current epoch, set before each pass over a persistent DataLoader."""
 
-    DataLoader workers read the files; they are decoded and transformed on `device` as
-    `ImageFiles` does on the CPU.
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+
+class JpegFeed:
+    """Batches of JPEG files decoded and transformed on `device`, made one batch ahead.
+
+    DataLoader workers read the files' bytes and stay alive from one pass to the next; the bytes
+    are decoded and transformed on `device` as `ImageFiles` does on the CPU.
     """
-    workers = distributed.workers()
-    loader = DataLoader(
-        Subset(EncodedFiles(files, labels), indices.tolist()),
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=_collate,
-        prefetch_factor=4 if workers else None,
-    )
-    decoded = (
-        (decode_images(_encoded(data), files.train, files.size, device), targets.to(device))
-        for data, targets in loader
-    )
-    yield from prefetched(((_layout(x), y) for x, y in decoded), torch.device(device))
+
+    def __init__(
+        self, files: ImageFiles, labels: np.ndarray, batch_size: int, device: torch.device | str
+    ) -> None:
+        self.files, self.device = files, torch.device(device)
+        self.order = _Order()
+        workers = distributed.workers()
+        self.loader = DataLoader(
+            EncodedFiles(files, labels),
+            batch_size=batch_size,
+            sampler=self.order,
+            num_workers=workers,
+            collate_fn=_collate,
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers else None,
+        )
+
+    def __call__(self, indices: torch.Tensor) -> Iterator[Batch]:
+        """(images, labels) at `indices`, in order."""
+        self.order.indices = indices.tolist()
+        files, device = self.files, self.device
+        decoded = (
+            (decode_images(_encoded(data), files.train, files.size, device), targets.to(device))
+            for data, targets in self.loader
+        )
+        yield from prefetched(((_layout(x), y) for x, y in decoded), device)
 
 
 def prefetched(batches: Iterable[Batch], device: torch.device, depth: int = 2) -> Iterator[Batch]:
@@ -114,24 +134,32 @@ def _pinned(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.pin_memory() if torch.cuda.is_available() else tensor
 
 
-def array_batches(
-    x: np.ndarray, y: np.ndarray, indices: torch.Tensor, batch_size: int, device: torch.device
-) -> Iterator[Batch]:
-    """Batches at `indices` of arrays, moved to `device` at once when they fit.
+class ArrayFeed:
+    """Batches of in-memory arrays on `device`, moved there once when they fit.
 
     Arrays larger than a quarter of the device's free memory are gathered batch by batch into
     pinned host memory and copied without blocking.
     """
-    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
-    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else 0
-    on_device = inputs.nbytes + targets.nbytes < free // 4
-    if on_device:
-        inputs, targets = inputs.to(device), targets.to(device)
-        indices = indices.to(device)
-    for start in range(0, len(indices), batch_size):
-        batch = indices[start : start + batch_size]
-        if on_device:
-            yield _layout(inputs[batch]), targets[batch]
-        else:
-            pinned = [_pinned(t[batch]) for t in (inputs, targets)]
-            yield tuple(_layout(t.to(device, non_blocking=True)) for t in pinned)
+
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device | str
+    ) -> None:
+        self.device, self.batch_size = torch.device(device), batch_size
+        self.inputs, self.targets = torch.from_numpy(x), torch.from_numpy(y)
+        cuda = self.device.type == "cuda"
+        free = torch.cuda.mem_get_info(self.device)[0] if cuda else 0
+        self.on_device = self.inputs.nbytes + self.targets.nbytes < free // 4
+        if self.on_device:
+            self.inputs, self.targets = self.inputs.to(device), self.targets.to(device)
+
+    def __call__(self, indices: torch.Tensor) -> Iterator[Batch]:
+        """(inputs, targets) at `indices`, in order."""
+        if self.on_device:
+            indices = indices.to(self.device)
+        for start in range(0, len(indices), self.batch_size):
+            batch = indices[start : start + self.batch_size]
+            if self.on_device:
+                yield _layout(self.inputs[batch]), self.targets[batch]
+            else:
+                pinned = [_pinned(t[batch]) for t in (self.inputs, self.targets)]
+                yield tuple(_layout(t.to(self.device, non_blocking=True)) for t in pinned)

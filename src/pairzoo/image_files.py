@@ -10,13 +10,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import pil_loader
 from torchvision.io import ImageReadMode, decode_jpeg
-from torchvision.transforms import v2
+from torchvision.transforms import RandomResizedCrop, v2
+from torchvision.transforms.v2 import functional as F
 
 from pairzoo import distributed
 from pairzoo.errors import PairzooError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+_CROP = RandomResizedCrop(1)  # its scale and ratio ranges, and get_params
 
 
 def _geometry(train: bool, size: int) -> list[v2.Transform]:
@@ -39,12 +41,24 @@ def decode_images(
 ) -> torch.Tensor:
     """JPEG files' bytes decoded on `device` and transformed as `imagenet_transform` does.
 
-    On CUDA the batch is decoded at once by nvJPEG, then cropped and flipped image by image on
-    the GPU; on the CPU by libjpeg. Returns (n, 3, size, size) float32 on `device`.
+    The batch is decoded at once (nvJPEG on CUDA, libjpeg on the CPU); each image is then cropped
+    and resized by one functional call, and flips and normalisation run on the whole batch.
+    Returns (n, 3, size, size) float32 on `device`.
     """
     images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
-    geometry = v2.Compose(_geometry(train, size))
-    return v2.Compose(_normalise())(torch.stack([geometry(image) for image in images]))
+    if train:
+        crops = [
+            F.resized_crop(image, *_CROP.get_params(image, _CROP.scale, _CROP.ratio),
+                           [size, size], antialias=True)
+            for image in images
+        ]  # fmt: skip
+        batch = torch.stack(crops)
+        flip = torch.rand(len(batch)) < 0.5
+        batch[flip] = batch[flip].flip(-1)
+    else:
+        resized = [F.resize(image, [round(size * 8 / 7)], antialias=True) for image in images]
+        batch = torch.stack([F.center_crop(image, [size, size]) for image in resized])
+    return F.normalize(F.to_dtype(batch, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
 
 
 class ImageFiles:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -80,35 +81,36 @@ def _schedule(
     raise PairzooError(f"unknown schedule {config.schedule!r}: choose cosine or constant")
 
 
-def _batches(
-    x: np.ndarray | ImageFiles,
-    y: np.ndarray,
-    indices: torch.Tensor,
-    batch_size: int,
-    here: torch.device,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of (images, labels) at `indices`, in order.
+def _feed(
+    x: np.ndarray | ImageFiles, y: np.ndarray, batch_size: int, here: torch.device
+) -> Callable[[torch.Tensor], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """Batches of (images, labels) at the indices it is called with, in order.
 
     On the CPU, arrays in memory are sliced and files decoded by a DataLoader's workers; on CUDA
-    both are made on the GPU, ahead of the step that uses them (`pairzoo.device_input`).
+    both are made on the GPU, ahead of the step that uses them (`pairzoo.device_input`), and the
+    feed is made once for all epochs (arrays moved once, file-reading workers kept).
     """
     if here.type == "cuda":
         if isinstance(x, np.ndarray):
-            yield from device_input.array_batches(x, y, indices, batch_size, here)
-        else:
-            yield from device_input.jpeg_batches(x, y, indices, batch_size, here)
-        return
+            return device_input.ArrayFeed(x, y, batch_size, here)
+        return device_input.JpegFeed(x, y, batch_size, here)
     if isinstance(x, np.ndarray):
-        inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
-        for start in range(0, len(indices), batch_size):
-            batch = indices[start : start + batch_size]
-            yield inputs[batch], targets[batch]
-        return
-    yield from DataLoader(
-        Subset(x.labelled(y), indices.tolist()),
-        batch_size=batch_size,
-        num_workers=distributed.workers(),
+        return partial(_slices, torch.from_numpy(x), torch.from_numpy(y), batch_size)
+    return lambda indices: iter(
+        DataLoader(
+            Subset(x.labelled(y), indices.tolist()),
+            batch_size=batch_size,
+            num_workers=distributed.workers(),
+        )
     )
+
+
+def _slices(
+    inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, indices: torch.Tensor
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, len(indices), batch_size):
+        batch = indices[start : start + batch_size]
+        yield inputs[batch], targets[batch]
 
 
 def _shard(order: torch.Tensor) -> torch.Tensor:
@@ -150,12 +152,13 @@ def train(
         for param in frozen:
             param.requires_grad_(False)
         net = parallel(_placed(model, here), here)
+        batches = _feed(x, y, config.batch_size, here)
         for epoch in range(1, config.epochs + 1):
             with timed("train"):
                 _train_mode(model, config.trainable)
                 order = _shard(torch.randperm(len(y), generator=generator))
                 total = torch.zeros((), dtype=torch.float64, device=here)
-                for inputs, targets in _batches(x, y, order, config.batch_size, here):
+                for inputs, targets in batches(order):
                     optimizer.zero_grad(set_to_none=True)
                     with distributed.autocast(here):
                         loss = loss_fn(net(inputs.to(here, non_blocking=True)),
@@ -201,12 +204,12 @@ def accuracy(
         here = distributed.setup()
         model.to(here).eval()
         indices = torch.arange(len(y))[distributed.rank() :: distributed.world_size()]
-        correct = 0
+        correct = torch.zeros((), dtype=torch.int64, device=here)
         try:
-            for inputs, targets in _batches(x, y, indices, batch_size, here):
+            for inputs, targets in _feed(x, y, batch_size, here)(indices):
                 with distributed.autocast(here):
                     logits = model(inputs.to(here, non_blocking=True))
-                correct += int((logits.argmax(1) == targets.to(here)).sum())
+                correct += (logits.argmax(1) == targets.to(here)).sum()  # no sync per batch
         finally:
             model.cpu()
         return 100.0 * distributed.all_sum([float(correct)])[0] / len(y)
