@@ -23,6 +23,19 @@ def _jpeg(path: Path, rng: np.random.Generator, size: tuple[int, int] = (40, 30)
     Image.fromarray(pixels).save(path, quality=90)
 
 
+def photos(folder: Path, count: int, side: int = 200) -> list[str]:
+    """Smooth photo-like JPEGs (upsampled colour fields with mild noise), `side` × 3/4 `side`."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        low = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8))
+        smooth = np.asarray(low.resize((side, side * 3 // 4), Image.BICUBIC), dtype=np.int16)
+        pixels = np.clip(smooth + rng.integers(-8, 9, smooth.shape), 0, 255).astype(np.uint8)
+        paths.append(str(folder / f"photo_{i}.JPEG"))
+        Image.fromarray(pixels).save(paths[-1], quality=90)
+    return paths
+
+
 def imagenet(root: Path, val: str, per_class: int = 4, val_per_class: int = 2) -> Path:
     """$PAIRZOO_DATA/imagenet with train/<wnid>/ and val/ in layout `val`: folders, devkit or loc.
 

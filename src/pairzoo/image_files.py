@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.functional import interpolate
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import pil_loader
 from torchvision.io import ImageReadMode, decode_jpeg
@@ -36,29 +37,67 @@ def imagenet_transform(train: bool, size: int = 224) -> v2.Compose:
     return v2.Compose([v2.PILToTensor(), *_geometry(train, size), *_normalise()])
 
 
+def crop_boxes(heights: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+    """(top, left, height, width) of one RandomResizedCrop per image, drawn for all at once.
+
+    The draw of `RandomResizedCrop.get_params`, vectorised: ten tries of area and aspect ratio,
+    the first that fits, else the central crop of the closest aspect ratio.
+    """
+    n, tries = len(heights), 10
+    area = (heights * widths).double()[:, None]
+    scale, ratio = _CROP.scale, torch.log(torch.tensor(_CROP.ratio, dtype=torch.float64))
+    target = area * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, tries, dtype=torch.float64))
+    aspect = torch.exp(ratio[0] + (ratio[1] - ratio[0]) * torch.rand(n, tries, dtype=torch.float64))
+    w = torch.sqrt(target * aspect).round().long()
+    h = torch.sqrt(target / aspect).round().long()
+    fits = (w > 0) & (h > 0) & (w <= widths[:, None]) & (h <= heights[:, None])
+    first = fits.long().argmax(1)
+    h, w = h.gather(1, first[:, None])[:, 0], w.gather(1, first[:, None])[:, 0]
+    found = fits.any(1)
+    low, high = min(_CROP.ratio), max(_CROP.ratio)
+    tall, wide = widths / heights < low, widths / heights > high
+    h = torch.where(found, h, torch.where(tall, (widths / low).round().long(), heights))
+    w = torch.where(found, w, torch.where(wide, (heights * high).round().long(), widths))
+    top = torch.where(found, (torch.rand(n) * (heights - h + 1)).long(), (heights - h) // 2)
+    left = torch.where(found, (torch.rand(n) * (widths - w + 1)).long(), (widths - w) // 2)
+    return torch.stack([top, left, h, w], 1)
+
+
 def decode_images(
     encoded: list[torch.Tensor], train: bool, size: int, device: torch.device | str
 ) -> torch.Tensor:
     """JPEG files' bytes decoded on `device` and transformed as `imagenet_transform` does.
 
-    The batch is decoded at once (nvJPEG on CUDA, libjpeg on the CPU); each image is then cropped
-    and resized by one functional call, and flips and normalisation run on the whole batch.
+    The batch is decoded at once (nvJPEG on CUDA, libjpeg on the CPU); each image is resized in
+    float32 by one kernel (no rounding to uint8 in between: within one level of the PIL path),
+    and crop boxes, flips and normalisation are made for the whole batch.
     Returns (n, 3, size, size) float32 on `device`.
     """
     images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
     if train:
-        crops = [
-            F.resized_crop(image, *_CROP.get_params(image, _CROP.scale, _CROP.ratio),
-                           [size, size], antialias=True)
-            for image in images
-        ]  # fmt: skip
-        batch = torch.stack(crops)
-        flip = torch.rand(len(batch)) < 0.5
-        batch[flip] = batch[flip].flip(-1)
+        heights, widths = torch.tensor([image.shape[1:] for image in images]).T
+        boxes = crop_boxes(heights, widths).tolist()
+        crops = [image[:, t : t + h, left : left + w]
+                 for image, (t, left, h, w) in zip(images, boxes, strict=True)]  # fmt: skip
+        batch = torch.stack([_resized(crop, (size, size)) for crop in crops])
+        flip = (torch.rand(len(batch)) < 0.5).to(batch.device)[:, None, None, None]
+        batch = torch.where(flip, batch.flip(-1), batch)
     else:
-        resized = [F.resize(image, [round(size * 8 / 7)], antialias=True) for image in images]
-        batch = torch.stack([F.center_crop(image, [size, size]) for image in resized])
-    return F.normalize(F.to_dtype(batch, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
+        short = round(size * 8 / 7)  # Resize(short) then CenterCrop(size), as v2 sizes them
+        batch = torch.stack([F.center_crop(_resized(image, _sides(image, short)), [size, size])
+                             for image in images])  # fmt: skip
+    return F.normalize(batch.div_(255), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _sides(image: torch.Tensor, short: int) -> tuple[int, int]:
+    height, width = image.shape[1:]
+    if height <= width:
+        return short, int(short * width / height)
+    return int(short * height / width), short
+
+
+def _resized(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return interpolate(image[None].float(), size, mode="bilinear", antialias=True)[0]
 
 
 class ImageFiles:
