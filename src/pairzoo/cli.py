@@ -49,7 +49,8 @@ def _list(args: argparse.Namespace) -> int:
             f"{model.record['parameters']:>10,d}  {metric}"
         )
     for pair in zoo.pairs():
-        print(f"pair   {pair.id:40s} {pair.relation:14s} {pair.base.id} -> {pair.updated.id}")
+        base, updated = pair.record["base"], pair.record["updated"]
+        print(f"pair   {pair.id:40s} {pair.relation:14s} {base} -> {updated}")
     return 0
 
 
