@@ -98,7 +98,8 @@ else:
 # zstd of the delta rounded to NNC's step; every coding is decoded and scored. The operating point
 # of the full and of the incremental (tca) coding is the first QP whose metric loss is at most
 # `tolerance` points (the finest QP of the ladder if none is); only those codings are kept. Pairs
-# are independent, so `workers` processes code them side by side.
+# are independent, so `workers` processes code them side by side; each reads its pair's tensors
+# and scores the uncoded model once, and keeps the scores of the chosen codings for the manifest.
 
 # %%
 with timed("code"):
