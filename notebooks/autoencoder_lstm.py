@@ -73,7 +73,7 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from pairzoo import manifest
+from pairzoo import manifest, view
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, select_classes, stratified_subset, unit_pixels
 from pairzoo.evaluate import mse, psnr
@@ -275,16 +275,16 @@ timings = writer.finish()
 
 # %%
 entries = manifest.load(writer.folder)
-ours = {k: v for k, v in entries["models"].items() if v["recipe"] == "autoencoder_lstm"}
+zoo = view.of(writer.folder, entries)
 models = pd.DataFrame.from_dict(
     {
-        model_id: {
-            "architecture": record["architecture"],
-            "parameters": record["parameters"],
-            **{metric: m["value"] for metric, m in record["metrics"].items()},
-            "ONNX max |diff|": f"{record['onnx']['max_abs_diff']:.1e}",
+        model.id: {
+            "architecture": model.record["architecture"],
+            "parameters": model.record["parameters"],
+            **{metric: m["value"] for metric, m in model.metrics.items()},
+            "ONNX max |diff|": f"{model.record['onnx']['max_abs_diff']:.1e}",
         }
-        for model_id, record in ours.items()
+        for model in zoo.models(recipe="autoencoder_lstm")
     },
     orient="index",
 )
@@ -315,9 +315,7 @@ structure_table(pairs)
 # initializers it is computed from: PyTorch's own tensors, under their own names.
 
 # %%
-graph = onnx.load(
-    manifest.file_path(writer.folder, ours["autoencoder_lstm/lstm-base"]["files"]["onnx"])
-)
+graph = onnx.load(zoo.model("autoencoder_lstm/lstm-base").path("onnx"))
 lstm_node = next(node for node in graph.graph.node if node.op_type == "LSTM")
 display(
     pd.Series([n.op_type for n in graph.graph.node]).value_counts().rename("nodes").to_frame().T
@@ -339,6 +337,7 @@ pd.DataFrame(
 
 # %%
 count = 10
+psnr_of = {m.name: m.metrics.get("psnr") for m in zoo.models(recipe="autoencoder_lstm")}
 fig, axes = plt.subplots(1 + len(shown), count, figsize=(count, 1.1 * (1 + len(shown))))
 rows = {"original": originals[:count]}
 rows.update(
@@ -349,7 +348,7 @@ for row, (label, pictures) in zip(axes, rows.items(), strict=True):
         ax.imshow(np.clip(picture.transpose(1, 2, 0), 0, 1).squeeze(), cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
-    value = ours.get(f"autoencoder_lstm/{label}", {}).get("metrics", {}).get("psnr")
+    value = psnr_of.get(label)
     row[0].set_ylabel(label if value is None else f"{label}\n{value['value']:.1f} dB", fontsize=8)
 fig.suptitle("Test images and their reconstructions (pixel range as [0, 1], clipped for display)")
 fig.tight_layout()

@@ -224,25 +224,15 @@ pd.DataFrame(rows).set_index("model").round(2)
 # and the line under it compares those steps with the clients' updates of `client_round`.
 
 # %%
-from pairzoo import manifest
-from pairzoo.export import load_tensors
+from pairzoo import manifest, view
 
 entries = manifest.load(writer.folder)
 table = pair_table(entries, "federated_rounds")
 settings = codec.NncSettings(qp)
-
-
-def tensors_of(model_id):
-    return load_tensors(
-        manifest.file_path(writer.folder, entries["models"][model_id]["files"]["safetensors"])
-    )
-
-
-for pair_id, pair in entries["pairs"].items():
-    if pair["recipe"] == "federated_rounds":
-        before, after = tensors_of(pair["base"]), tensors_of(pair["updated"])
-        table.loc[pair_id, "NNC full B"] = codec.nnc_full(after, settings).size
-        table.loc[pair_id, "NNC incremental B"] = codec.nnc_update(before, after, settings).size
+for pair in view.of(writer.folder, entries).pairs(recipe="federated_rounds"):
+    before, after = pair.base.tensors(), pair.updated.tensors()
+    table.loc[pair.id, "NNC full B"] = codec.nnc_full(after, settings).size
+    table.loc[pair.id, "NNC incremental B"] = codec.nnc_update(before, after, settings).size
 table = table.drop(columns=["structure", "metric"])
 table.round(4)
 

@@ -82,12 +82,12 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from pairzoo import codec, manifest
+from pairzoo import codec, manifest, view
 from pairzoo import language_models as lm
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_digits, select_classes
 from pairzoo.errors import PairzooError
-from pairzoo.export import OnnxExporter, load_tensors
+from pairzoo.export import OnnxExporter
 from pairzoo.models import build_model, remap_head
 from pairzoo.publish import PairMeasurement, PairWriter, Training
 from pairzoo.text_data import load_text, train_tokenizer
@@ -356,7 +356,8 @@ timings = writer.finish()
 
 # %%
 entries = manifest.load(writer.folder)
-ours = {k.split("/", 1)[1]: v for k, v in entries["models"].items() if v["recipe"] == writer.recipe}
+zoo = view.of(writer.folder, entries)
+ours = {model.name: model.record for model in zoo.models(recipe=writer.recipe)}
 models = pd.DataFrame.from_dict(measured, orient="index")
 models["parameters"] = [ours[name]["parameters"] for name in models.index]
 models["dtype"] = [ours[name]["dtype"] for name in models.index]
@@ -390,7 +391,7 @@ code_pairs = ["finetune-code"] + [
 
 
 def files(name):
-    return load_tensors(manifest.file_path(writer.folder, ours[name]["files"]["safetensors"]))
+    return zoo.model(f"{writer.recipe}/{name}").tensors()
 
 
 base_tensors = files("base")
@@ -478,21 +479,21 @@ fig.tight_layout()
 # classifier, whose first rows continue the base's (`correspondence`, with their change).
 
 # %%
-vit_pairs = {k: v for k, v in entries["pairs"].items() if v["series"] == "vit"}
 pd.DataFrame.from_dict(
     {
-        pair_id.split("/")[1]: {
-            "relation": pair["relation"],
-            "reshaped": ", ".join(pair["structure_change"]["reshaped"]) or "none",
-            "base top-1": entries["models"][pair["base"]]["metrics"]["top1"]["value"],
-            "updated top-1": entries["models"][pair["updated"]]["metrics"]["top1"]["value"],
-            "rel. L2": pair["stats"]["total"]["rel_l2"],
-            "head block rel. L2": pair.get("correspondence", {})
+        pair.id.split("/")[1]: {
+            "relation": pair.relation,
+            "reshaped": ", ".join(pair.structure_change["reshaped"]) or "none",
+            "base top-1": pair.base.metrics["top1"]["value"],
+            "updated top-1": pair.updated.metrics["top1"]["value"],
+            "rel. L2": pair.record["stats"]["total"]["rel_l2"],
+            "head block rel. L2": pair.record.get("correspondence", {})
             .get("classifier.weight", {})
             .get("change", {})
             .get("rel_l2"),
         }
-        for pair_id, pair in vit_pairs.items()
+        for pair in zoo.pairs()
+        if pair.record["series"] == "vit"
     },
     orient="index",
 ).round(4)

@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
-from pairzoo import codec, coded_samples, ladder, manifest
+from pairzoo import codec, coded_samples, ladder, manifest, view
 from pairzoo.atomic import write_text
 from pairzoo.profiles import artifacts_dir
 from pairzoo.staged_output import StagedOutput
@@ -75,7 +75,8 @@ folder = artifacts_dir(profile, artifacts)
 entries = (
     manifest.load(folder) if (folder / manifest.MANIFEST).exists() else manifest.empty(profile)
 )
-skipped = {p: coded_samples.unscoreable(entries, p) for p in sorted(entries["pairs"])}
+zoo = view.of(folder, entries)
+skipped = {pair.id: coded_samples.unscoreable(pair) for pair in zoo.pairs()}
 pair_ids = [pair_id for pair_id, reason in skipped.items() if reason is None]
 for pair_id, reason in skipped.items():
     if reason is not None:
@@ -97,14 +98,15 @@ else:
 # zstd of the delta rounded to NNC's step; every coding is decoded and scored. The operating point
 # of the full and of the incremental (tca) coding is the first QP whose metric loss is at most
 # `tolerance` points (the finest QP of the ladder if none is); only those codings are kept. Pairs
-# are independent, so `workers` processes code them side by side.
+# are independent, so `workers` processes code them side by side; each reads its pair's tensors
+# and scores the uncoded model once, and keeps the scores of the chosen codings for the manifest.
 
 # %%
 with timed("code"):
-    ladders = ladder.code_pairs(folder, entries, pair_ids, qps, tolerance, workers)
+    ladders = ladder.code_pairs([zoo.pair(p) for p in pair_ids], qps, tolerance, workers)
 rows = [row for result in ladders.values() for row in result.rows]
 chosen = {pair_id: result.chosen for pair_id, result in ladders.items()}
-pairs = {pair_id: coded_samples.load_pair(folder, entries, pair_id) for pair_id in pair_ids}
+pairs = {pair_id: result.pair for pair_id, result in ladders.items()}
 for pair_id, pair in pairs.items():
     print(f"{pair_id}: {pair.parameters:,} values, {pair.metric} {pair.reference:.2f} uncoded")
 
@@ -125,7 +127,7 @@ rule = (
 )
 if pair_ids:
     codings = {
-        pair_id: coded_samples.record(output, entries, pairs[pair_id], chosen[pair_id], rule)
+        pair_id: coded_samples.record(output, zoo, pairs[pair_id], chosen[pair_id], rule)
         for pair_id in pair_ids
     }
     write_text(output.path("results.csv"), results.to_csv(index=False))
@@ -159,8 +161,8 @@ def weights_moved(pair, qp):
 
 table = []
 for pair_id in pair_ids:
-    pair, relation = pairs[pair_id], entries["pairs"][pair_id]["relation"]
-    full, incremental = (chosen[pair_id][k] for k in ("full", "incremental"))
+    pair, relation = pairs[pair_id], zoo.pair(pair_id).relation
+    full, incremental = (chosen[pair_id][k].coding for k in ("full", "incremental"))
     full_qp, inc_qp = full.settings["qp"], incremental.settings["qp"]
     full_row, inc_row = at(pair_id, full.method, full_qp), at(pair_id, incremental.method, inc_qp)
     table.append(
@@ -169,10 +171,7 @@ for pair_id in pair_ids:
             "relation": relation,
             "parameters": pair.parameters,
             f"{pair.metric} uncoded": pair.reference,
-            "base Δ": pair.evaluate(pair.base) - pair.reference
-            if {k: v.shape for k, v in pair.base.items()}
-            == {k: v.shape for k, v in pair.updated.items()}
-            else np.nan,
+            "base Δ": ladders[pair_id].base_change,
             "full QP": full_qp,
             "full bytes": full.size,
             "full Δ": full_row["Δ metric"],
@@ -208,10 +207,8 @@ styles = {
 }
 first = {}
 for pair_id in pair_ids:
-    first.setdefault(
-        (entries["pairs"][pair_id]["recipe"], entries["pairs"][pair_id]["relation"]), pair_id
-    )
-ordered = sorted(first.values(), key=lambda p: (entries["pairs"][p]["relation"], p))
+    first.setdefault((zoo.pair(pair_id).recipe, zoo.pair(pair_id).relation), pair_id)
+ordered = sorted(first.values(), key=lambda p: (zoo.pair(p).relation, p))
 columns = 3
 nrows = max(1, -(-len(ordered) // columns))
 fig, axes = plt.subplots(nrows, columns, figsize=(12, 3.2 * nrows), sharey=True, squeeze=False)
@@ -221,7 +218,7 @@ for ax, pair_id in zip(axes.flat, ordered, strict=False):
         ax.plot(curve["bits/param"], curve["Δ metric"], style, color=colour, label=method, ms=5)
     ax.axhline(-tolerance, color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
-    ax.set_title(f"{pair_id}\n({entries['pairs'][pair_id]['relation']})", fontsize=9)
+    ax.set_title(f"{pair_id}\n({zoo.pair(pair_id).relation})", fontsize=9)
     ax.set_xlabel("bits per parameter")
 for ax in axes.flat[len(ordered) :]:
     ax.axis("off")

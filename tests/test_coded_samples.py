@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from pairzoo import codec, coded_samples, ladder, manifest
+from pairzoo import codec, coded_samples, ladder, manifest, view
 from pairzoo.cli import main
 from pairzoo.staged_output import StagedOutput
 from pairzoo.validate import validate
@@ -15,18 +15,22 @@ def coded_folder(built_folder, tmp_path_factory):
     """The built folder with both pairs coded and their samples stored, as update_coding does."""
     folder = tmp_path_factory.mktemp("coded") / "ci"
     shutil.copytree(built_folder, folder)
-    entries = manifest.load(folder)
+    zoo = view.open(folder)
     output = StagedOutput(folder, coded_samples.RECIPE, "ci")
     codings = {}
     for pair_id in PAIRS:
-        pair = coded_samples.load_pair(folder, entries, pair_id)
-        chosen = {
+        pair, evaluate = coded_samples.load_pair(zoo.pair(pair_id))
+        codings_made = {
             "full": codec.nnc_full(pair.updated, codec.NncSettings(-30)),
             "incremental": codec.nnc_update(
                 pair.base, pair.updated, codec.NncSettings(-40, tca=True)
             ),
         }
-        codings[pair_id] = coded_samples.record(output, entries, pair, chosen, "fixed QPs")
+        chosen = {
+            name: coded_samples.ScoredCoding(coding, evaluate(coding.reconstruction))
+            for name, coding in codings_made.items()
+        }
+        codings[pair_id] = coded_samples.record(output, zoo, pair, chosen, "fixed QPs")
     output.commit(lambda current: coded_samples.enter(current, codings))
     return folder
 
@@ -96,9 +100,9 @@ def test_model_recipes_rerunning_keep_the_codings(coded_copy, digits):
 
 
 def test_ladder_in_two_processes_equals_one_process(built_folder):
-    entries = manifest.load(built_folder)
-    one = ladder.code_pairs(built_folder, entries, PAIRS, [-24, -40], 0.5, workers=1)
-    two = ladder.code_pairs(built_folder, entries, PAIRS, [-24, -40], 0.5, workers=2)
+    pairs = [view.open(built_folder).pair(pair_id) for pair_id in PAIRS]
+    one = ladder.code_pairs(pairs, [-24, -40], 0.5, workers=1)
+    two = ladder.code_pairs(pairs, [-24, -40], 0.5, workers=2)
     assert list(two) == list(PAIRS)
     for pair_id in PAIRS:
         drop = ["encode s", "decode s"]
@@ -107,8 +111,10 @@ def test_ladder_in_two_processes_equals_one_process(built_folder):
         ]
         assert set(two[pair_id].chosen) == {"full", "incremental"}
         sample = two[pair_id].chosen["incremental"]
-        assert codec.tensors_sha256(sample.reconstruction) == codec.tensors_sha256(
-            one[pair_id].chosen["incremental"].reconstruction
+        assert codec.tensors_sha256(sample.coding.reconstruction) == codec.tensors_sha256(
+            one[pair_id].chosen["incremental"].coding.reconstruction
         )
+        assert sample.value == one[pair_id].chosen["incremental"].value
+        assert two[pair_id].pair.reference == one[pair_id].pair.reference
     methods = {r["method"] for r in one[PAIRS[0]].rows}
     assert {"float32", "nnc-full", "nnc-incremental", "nnc-incremental-tca"} <= methods

@@ -7,7 +7,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from pairzoo import coded_samples, manifest
+from pairzoo import coded_samples, manifest, view
 from pairzoo import language_models as lm
 from pairzoo.catalog import model_card
 from pairzoo.data import load_by_id
@@ -118,7 +118,7 @@ def test_bfloat16_is_stored_as_such_and_widened_exactly(lm_folder):
     expected = lm.model_tensors(lm.to_bfloat16(models["base"]))
     assert all(widened[k].dtype == np.float32 for k in widened)
     assert all(np.array_equal(widened[k], expected[k].float().numpy()) for k in expected)
-    pair = coded_samples.load_pair(folder, entries, "lm/base-bf16..merged-bf16")
+    pair, _ = coded_samples.load_pair(view.of(folder, entries).pair("lm/base-bf16..merged-bf16"))
     assert pair.widened == ("lm/base-bf16", "lm/merged-bf16")
 
 

@@ -1,7 +1,10 @@
 """pairzoo: base/updated neural-network pairs for update-compression research."""
 
+from __future__ import annotations
+
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from pairzoo.errors import PairzooError
 
@@ -37,4 +40,16 @@ def _quiet_loaded_libraries() -> None:
 _quiet_loaded_libraries()
 
 __version__ = "0.1.0"
-__all__ = ["NO_TELEMETRY_ENV", "OFFLINE_ENV", "PairzooError", "__version__"]
+__all__ = ["NO_TELEMETRY_ENV", "OFFLINE_ENV", "PairzooError", "__version__", "open"]
+
+if TYPE_CHECKING:
+    from pairzoo.view import open
+
+
+def __getattr__(name: str) -> object:
+    """`pairzoo.open`, imported on first use (the view loads numpy, torch and onnx)."""
+    if name == "open":
+        from pairzoo.view import open
+
+        return open
+    raise AttributeError(f"module 'pairzoo' has no attribute {name!r}")

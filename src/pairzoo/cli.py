@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pairzoo import manifest
+from pairzoo import manifest, view
 from pairzoo.catalog import pair_rows
 from pairzoo.errors import PairzooError
 from pairzoo.package import NotValid, package
@@ -40,15 +40,17 @@ def _list(args: argparse.Namespace) -> int:
     if args.markdown:
         print(_markdown(pair_rows(entries)))
         return 0
-    for model_id, record in sorted(entries["models"].items()):
-        top1 = record["metrics"].get("top1", {}).get("value")
+    zoo = view.of(_folder(args), entries)
+    for model in zoo.models():
+        top1 = model.metrics.get("top1", {}).get("value")
         metric = f"top-1 {top1:.2f}%" if top1 is not None else ""
         print(
-            f"model  {model_id:40s} {record['architecture']:14s} "
-            f"{record['parameters']:>10,d}  {metric}"
+            f"model  {model.id:40s} {model.record['architecture']:14s} "
+            f"{model.record['parameters']:>10,d}  {metric}"
         )
-    for pair_id, pair in sorted(entries["pairs"].items()):
-        print(f"pair   {pair_id:40s} {pair['relation']:14s} {pair['base']} -> {pair['updated']}")
+    for pair in zoo.pairs():
+        base, updated = pair.record["base"], pair.record["updated"]
+        print(f"pair   {pair.id:40s} {pair.relation:14s} {base} -> {updated}")
     return 0
 
 

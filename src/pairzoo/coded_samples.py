@@ -10,7 +10,6 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 
@@ -19,16 +18,16 @@ from pairzoo.atomic import atomic_path
 from pairzoo.data import ImageData, load_by_id, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.evaluate import SCORES, OnnxEvaluator
-from pairzoo.export import stored_dtypes
 from pairzoo.staged_output import StagedOutput
-from pairzoo.tree import FolderTree, Tree
+from pairzoo.tree import Tree
+from pairzoo.view import Folder, Pair
 
 RECIPE = "update_coding"
 
 
 @dataclass
 class LoadedPair:
-    """A pair's tensors, the scorer of its updated model, and the updated model's own score."""
+    """A pair's tensors and its updated model's own score (no scorer: it pickles)."""
 
     pair_id: str
     base_id: str
@@ -37,7 +36,6 @@ class LoadedPair:
     updated: dict[str, np.ndarray]
     metric: str
     dataset: str
-    evaluate: OnnxEvaluator
     reference: float
     widened: tuple[str, ...] = ()  # models stored in bfloat16, read as float32 for the codec
 
@@ -47,14 +45,22 @@ class LoadedPair:
         return sum(v.size for v in self.updated.values())
 
 
+@dataclass(frozen=True)
+class ScoredCoding:
+    """A coding of a pair's updated model and the score of its reconstruction."""
+
+    coding: codec.Coding
+    value: float
+
+
 @cache
 def _dataset(dataset_id: str) -> ImageData:
     return load_by_id(dataset_id)
 
 
-def unscoreable(entries: dict, pair_id: str) -> str | None:
+def unscoreable(pair: Pair) -> str | None:
     """Why the updated model of a pair cannot be scored here; None when it can."""
-    record = entries["models"][entries["pairs"][pair_id]["updated"]]
+    record = pair.updated.record
     if record["onnx"].get("initializer_names", "framework") != "framework":
         return "its ONNX initializers are named by the exporter, not by the framework"
     if any(metric in SCORES for metric in record["metrics"]):
@@ -77,44 +83,36 @@ def _metric(record: dict) -> str:
     return known[0]
 
 
-def load_pair(folder: Path | Tree, entries: dict, pair_id: str) -> LoadedPair:
-    """Read a pair's tensors; set up scoring of its updated model's ONNX on the test split.
+def load_pair(pair: Pair) -> tuple[LoadedPair, OnnxEvaluator]:
+    """Read a pair's tensors once; score its updated model's ONNX on the measured test split.
 
-    `folder` is an output folder or a tree (a folder or an archive read in place); every path
-    the manifest gives is checked before it is read.
+    Returns the pair and the scorer of its reconstructions.
     """
-    tree = folder if isinstance(folder, Tree) else FolderTree(folder)
-    pair = entries["pairs"][pair_id]
-    models = entries["models"]
-    record = models[pair["updated"]]
-    metric = _metric(record)
-    measurement = record["metrics"][metric]
-    onnx_model = tree.read(record["files"]["onnx"]["path"])
-    evaluate = OnnxEvaluator(onnx_model, measured_split(measurement), metric)
-    sides = (pair["base"], pair["updated"])
-    files = {m: models[m]["files"]["safetensors"]["path"] for m in sides}
-    return LoadedPair(
-        pair_id,
-        pair["base"],
-        pair["updated"],
-        tree.tensors(files[pair["base"]]),
-        tree.tensors(files[pair["updated"]]),
+    base, updated = pair.base, pair.updated
+    metric = _metric(updated.record)
+    measurement = updated.metrics[metric]
+    evaluate = OnnxEvaluator(updated.read("onnx"), measured_split(measurement), metric)
+    loaded = LoadedPair(
+        pair.id,
+        base.id,
+        updated.id,
+        base.tensors(),
+        updated.tensors(),
         metric,
         measurement["dataset"],
-        evaluate,
         evaluate(),
-        tuple(m for m in sides if "BF16" in stored_dtypes(tree.read(files[m]))),
+        tuple(m.id for m in (base, updated) if "BF16" in m.stored_dtypes()),
     )
+    return loaded, evaluate
 
 
-def _store(output: StagedOutput, pair: LoadedPair, name: str, coding: codec.Coding) -> dict:
-    files = {}
+def _store(output: StagedOutput, pair: LoadedPair, name: str, sample: ScoredCoding) -> dict:
+    coding, value, files = sample.coding, sample.value, {}
     for role, bitstream in sorted(coding.parts.items()):
         path = output.path(f"{pair.pair_id}/{name}/{role}.nnc")
         with atomic_path(path) as tmp:
             tmp.write_bytes(bitstream)
         files[role] = output.record(path)
-    value = pair.evaluate(coding.reconstruction)
     return {
         "method": coding.method,
         "settings": coding.settings,
@@ -129,13 +127,12 @@ def _store(output: StagedOutput, pair: LoadedPair, name: str, coding: codec.Codi
 
 def record(
     output: StagedOutput,
-    entries: dict,
+    folder: Folder,
     pair: LoadedPair,
-    chosen: dict[str, codec.Coding],
+    chosen: dict[str, ScoredCoding],
     rule: str,
 ) -> dict:
     """Stage the chosen codings' bitstreams in `output` and return the pair's `codings` entry."""
-    models = entries["models"]
     return {
         "recipe": RECIPE,
         "codec": codec.CODEC,
@@ -147,11 +144,11 @@ def record(
         "operating_point": rule,
         "base": {
             "model": pair.base_id,
-            "sha256": models[pair.base_id]["files"]["safetensors"]["sha256"],
+            "sha256": folder.model(pair.base_id).file("safetensors")["sha256"],
         },
         "updated": {
             "model": pair.updated_id,
-            "sha256": models[pair.updated_id]["files"]["safetensors"]["sha256"],
+            "sha256": folder.model(pair.updated_id).file("safetensors")["sha256"],
         },
         "samples": {name: _store(output, pair, name, c) for name, c in chosen.items()},
         **(
@@ -246,7 +243,9 @@ def _qp_problems(label: str, sample: dict, parts: dict[str, bytes], shapes: dict
     return []
 
 
-def _check_sample(tree: Tree, label: str, sample: dict, pair: LoadedPair) -> list[str]:
+def _check_sample(
+    tree: Tree, label: str, sample: dict, pair: LoadedPair, evaluate: OnnxEvaluator
+) -> list[str]:
     problems = []
     for role, file in sample["files"].items():
         problems += tree.file_problems(file, f"{label}: {role} bitstream")
@@ -262,45 +261,45 @@ def _check_sample(tree: Tree, label: str, sample: dict, pair: LoadedPair) -> lis
         return [*problems, f"{label}: the bitstream does not decode: {exc}"]
     if codec.tensors_sha256(tensors) != sample["reconstruction_sha256"]:
         problems.append(f"{label}: decodes to other tensors than recorded")
-    value = pair.evaluate(tensors)
+    value = evaluate(tensors)
     if abs(value - sample["value"]) > 1e-6:
         problems.append(f"{label}: decoded model scores {value:.4f}, not {sample['value']:.4f}")
     return problems
 
 
-def _check_coding(tree: Tree, entries: dict, pair_id: str, coding: dict) -> list[str]:
-    pair = entries["pairs"].get(pair_id)
-    if pair is None:
+def _check_coding(folder: Folder, pair_id: str, coding: dict) -> list[str]:
+    if pair_id not in folder.entries["pairs"]:
         return [f"coding {pair_id}: no such pair in the manifest"]
+    pair = folder.pair(pair_id)
     for side in ("base", "updated"):
-        model = entries["models"].get(coding[side]["model"])
-        if pair[side] != coding[side]["model"] or model is None:
+        model_id = coding[side]["model"]
+        if pair.record[side] != model_id or model_id not in folder.entries["models"]:
             return [f"coding {pair_id}: its {side} model is not the pair's {side} any more"]
-        if model["files"]["safetensors"]["sha256"] != coding[side]["sha256"]:
+        if folder.model(model_id).file("safetensors")["sha256"] != coding[side]["sha256"]:
             return [
                 f"coding {pair_id}: the {side} model's tensors changed since it was coded "
                 f"(re-run the {RECIPE} recipe)"
             ]
     try:
-        loaded = load_pair(tree, entries, pair_id)
+        loaded, evaluate = load_pair(pair)
     except PairzooError as exc:
         return [f"coding {pair_id}: cannot score the updated model: {exc}"]
     problems = []
     for name, sample in coding["samples"].items():
-        problems += _check_sample(tree, f"coding {pair_id} ({name})", sample, loaded)
+        label = f"coding {pair_id} ({name})"
+        problems += _check_sample(folder.tree, label, sample, loaded, evaluate)
     return problems
 
 
-def check_codings(folder: Path | Tree, entries: dict, skip: set[str]) -> list[str]:
+def check_codings(folder: Folder, skip: set[str]) -> list[str]:
     """Problems with the stored samples: each must decode to the recorded tensors and score.
 
     Pairs in `skip` (whose model files already failed their checks) are reported, not decoded.
     """
-    tree = folder if isinstance(folder, Tree) else FolderTree(folder)
     problems = []
-    for pair_id, coding in sorted(entries.get("codings", {}).items()):
+    for pair_id, coding in sorted(folder.entries.get("codings", {}).items()):
         if pair_id in skip:
             problems.append(f"coding {pair_id}: not decoded, its models' files have problems")
             continue
-        problems += _check_coding(tree, entries, pair_id, coding)
+        problems += _check_coding(folder, pair_id, coding)
     return problems

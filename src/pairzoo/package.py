@@ -19,7 +19,8 @@ from pairzoo.atomic import commit
 from pairzoo.catalog import description_md, licence_notice, model_card
 from pairzoo.errors import PairzooError
 from pairzoo.tree import FolderTree
-from pairzoo.validate import SUMS, check, read_manifest
+from pairzoo.validate import SUMS, check
+from pairzoo.view import read_manifest
 
 EPOCH = (1980, 1, 1, 0, 0, 0)
 MODE = stat.S_IFREG | 0o644

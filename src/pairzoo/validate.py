@@ -19,6 +19,7 @@ from pairzoo.coded_samples import check_codings
 from pairzoo.errors import PairzooError
 from pairzoo.stats import renamed, slice_problem, structure_change
 from pairzoo.tree import Tree, ZipTree, open_tree
+from pairzoo.view import Folder, Model, read
 
 SUMS = "SHA256SUMS"
 # What a folder may hold besides the files its manifest names (a folder name ends in /).
@@ -76,17 +77,6 @@ def _check_finished(entries: dict) -> list[str]:
     return problems
 
 
-def read_manifest(tree: Tree) -> tuple[bytes, dict]:
-    """The manifest's bytes and its schema-checked entries."""
-    where = tree.where(manifest.MANIFEST)
-    if not tree.exists(manifest.MANIFEST):
-        raise PairzooError(f"no {manifest.MANIFEST} in {tree.label}")
-    if tree.size(manifest.MANIFEST) > manifest.MAX_BYTES:
-        raise PairzooError(f"{where}: larger than the limit of {manifest.MAX_BYTES:,} bytes")
-    data = tree.read(manifest.MANIFEST)
-    return data, manifest.check(manifest.loads(data, where), where)
-
-
 def _check_sums(tree: Tree, required: bool) -> list[str]:
     """Each line of SHA256SUMS; where `required` (an archive), it must list every other member."""
     if not tree.exists(SUMS):
@@ -117,14 +107,13 @@ def _check_sums(tree: Tree, required: bool) -> list[str]:
 class _Tensors:
     """Models' tensors read on demand, the last few kept (pairs share bases)."""
 
-    def __init__(self, tree: Tree, entries: dict, keep: int = 3):
-        self.tree, self.entries, self.keep = tree, entries, keep
+    def __init__(self, folder: Folder, keep: int = 3):
+        self.folder, self.keep = folder, keep
         self.cache: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
 
     def __call__(self, model_id: str) -> dict[str, np.ndarray]:
         if model_id not in self.cache:
-            record = self.entries["models"][model_id]
-            self.cache[model_id] = self.tree.tensors(record["files"]["safetensors"]["path"])
+            self.cache[model_id] = self.folder.model(model_id).tensors()
             if len(self.cache) > self.keep:
                 self.cache.popitem(last=False)
         self.cache.move_to_end(model_id)
@@ -132,9 +121,10 @@ class _Tensors:
 
 
 def _check_model(
-    tree: Tree, model_id: str, record: dict, tensors: _Tensors, report: Report
+    model: Model, tensors: _Tensors, report: Report
 ) -> dict[str, tuple[int, ...]] | None:
     """Check one model's files and claims; its tensor shapes when its files are sound."""
+    tree, model_id, record = model.folder.tree, model.id, model.record
     problems = []
     for kind, file in record["files"].items():
         problems += tree.file_problems(file, f"{kind} file of model {model_id}")
@@ -148,9 +138,8 @@ def _check_model(
         report.problems.append(f"{exc} (model {model_id})")
         return None
     named = record["onnx"].get("initializer_names", "framework") == "framework"
-    onnx_path = record["files"]["onnx"]["path"]
     found, scorable = claims.onnx_problems(
-        tree.where(onnx_path), tree.read(onnx_path), values, named
+        tree.where(model.file("onnx")["path"]), model.read("onnx"), values, named
     )
     report.problems += found
     if scorable is not None:
@@ -221,14 +210,16 @@ def _check_reuse(pair_id: str, pair: dict, base: dict, updated: dict) -> list[st
     return []
 
 
-def _check_entries(tree: Tree, entries: dict, report: Report) -> None:
+def _check_entries(folder: Folder, report: Report) -> None:
+    entries = folder.entries
     report.problems += _check_finished(entries)
-    tensors = _Tensors(tree, entries)
+    tensors = _Tensors(folder)
     shapes: dict[str, dict] = {}
     sound = set()
-    for model_id, record in sorted(entries["models"].items()):
+    for model in folder.models():
+        model_id, record = model.id, model.record
         before = len(report.problems)
-        found = _check_model(tree, model_id, record, tensors, report)
+        found = _check_model(model, tensors, report)
         if found is not None:
             shapes[model_id] = found
         if len(report.problems) == before:
@@ -255,7 +246,7 @@ def _check_entries(tree: Tree, entries: dict, report: Report) -> None:
         for pair_id, pair in entries["pairs"].items()
         if pair["base"] not in sound or pair["updated"] not in sound
     }
-    report.problems += check_codings(tree, entries, unsound)
+    report.problems += check_codings(folder, unsound)
     report.counts.update(models=len(entries["models"]), pairs=len(entries["pairs"]))
     report.counts["samples"] = sum(len(c["samples"]) for c in entries.get("codings", {}).values())
 
@@ -264,14 +255,15 @@ def check_tree(tree: Tree) -> Report:
     """Everything `validate` checks, on a folder's or an archive's tree."""
     report = Report(problems=tree.problems())
     try:
-        _, entries = read_manifest(tree)
+        folder = read(tree)
     except PairzooError as exc:
         report.problems.append(str(exc))
         return report
+    entries = folder.entries
     archive = isinstance(tree, ZipTree)
     report.problems += _check_sums(tree, required=archive)
     try:
-        _check_entries(tree, entries, report)
+        _check_entries(folder, report)
     except PairzooError as exc:  # a path refused while reading
         report.problems.append(str(exc))
     if not archive:
