@@ -20,7 +20,8 @@ from PIL import Image
 
 from pairzoo import distributed
 from pairzoo.image_files import ImageFiles
-from pairzoo.train import TrainConfig, train
+from pairzoo.train import train
+from pairzoo.train_config import TrainConfig
 
 
 def jpegs(folder: Path, count: int, side: int) -> list[str]:
