@@ -21,7 +21,8 @@ from PIL import Image
 
 from pairzoo import device_input, distributed
 from pairzoo.image_files import ImageFiles
-from pairzoo.train import TrainConfig, train
+from pairzoo.train import train
+from pairzoo.train_config import TrainConfig
 
 
 def _jpeg(args: tuple[Path, int, int]) -> None:

@@ -77,11 +77,13 @@ from pairzoo import manifest, view
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, select_classes, stratified_subset, unit_pixels
 from pairzoo.evaluate import mse, psnr
-from pairzoo.export import OnnxExporter, float_state, upstream_initializers
-from pairzoo.models import HEADS, build_model, remap_head
-from pairzoo.publish import PairMeasurement, PairWriter, Training
+from pairzoo.export import OnnxExporter, upstream_initializers
+from pairzoo.models import build_model, grow_head
+from pairzoo.publish import PairWriter, Training
 from pairzoo.report import recipe_entries, structure_table
-from pairzoo.train import TrainConfig, accuracy, predict, train
+from pairzoo.train import accuracy, predict, train
+from pairzoo.train_config import TrainConfig
+from pairzoo.transfer import forgetting
 
 if profile == "ci":
     torch.set_num_threads(1)  # tiny networks: fastest on one thread, and the same everywhere
@@ -191,7 +193,7 @@ for step, fraction in enumerate(chain_fractions, start=1):
 #
 # The base knows the classes of `lstm_classes` and is trained on the base's share of their
 # training images. `lstm-more-data` is the base retrained on all of them. `lstm-add-class` grows the
-# head by one output per class the base never saw (`remap_head`: the old rows copied in front, the
+# head by one output per class the base never saw (`grow_head`: the old rows copied in front, the
 # new rows freshly initialised) and fine-tunes the whole network on the same share of every class's
 # training images: the base's images plus those of the new classes. Each model is measured on the
 # test images of its own classes; the added-class pair also on the classes the base knew
@@ -238,31 +240,20 @@ writer.add_pair("lstm-base", "lstm-more-data", "more-data")
 
 all_classes = lstm_classes + [c for c in range(len(data.classes)) if c not in lstm_classes]
 full_task = select_classes(data, all_classes)
-new_slots = len(all_classes) - len(lstm_classes)
-sources = [*range(len(lstm_classes)), *[None] * new_slots]
-model = remap_head(lstm_base, lstm_architecture, sources, seed + 1)
+added = len(all_classes) - len(lstm_classes)
+model, correspondence = grow_head(lstm_base, lstm_architecture, added, seed + 1)
 fit(model, full_task, base_fraction, lstm_retrain)
 description = f"head grown {len(lstm_classes)} → {len(all_classes)} outputs, fine-tuned"
 publish_lstm(
     "lstm-add-class", model, full_task, lstm_retrain, base_fraction, "lstm-base", description
 )
-head = HEADS[lstm_architecture]
-old = float_state(lstm_base)
 writer.add_pair(
     "lstm-base",
     "lstm-add-class",
     "transfer-add-classes",
     description=description,
-    correspondence={
-        f"{head}.{p}": [[0, n] for n in old[f"{head}.{p}"].shape] for p in ("weight", "bias")
-    },
-    metrics={
-        "top1-known-classes": PairMeasurement(
-            accuracy(lstm_base, base_task.x_test, base_task.y_test),
-            accuracy(model, base_task.x_test, base_task.y_test),
-            base_task.classes,
-        )
-    },
+    correspondence=correspondence,
+    metrics=forgetting(accuracy, lstm_base, model, base_task, full_task),
 )
 timings = writer.finish()
 

@@ -77,7 +77,8 @@ from pairzoo.export import INPUT_NAME, float_state
 from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
 from pairzoo.pretrained import torch_checkpoint
 from pairzoo.publish import PairWriter, Training
-from pairzoo.train import TrainConfig, accuracy, train
+from pairzoo.train import accuracy, train
+from pairzoo.train_config import TrainConfig
 
 if profile == "ci":
     torch.set_num_threads(1)  # tiny convolutions: fastest on one thread, and the same everywhere

@@ -83,7 +83,8 @@ from pairzoo.export import DetectorExporter
 from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
 from pairzoo.pretrained import torch_checkpoint
 from pairzoo.publish import PairWriter, Training
-from pairzoo.train import TrainConfig, accuracy, train
+from pairzoo.train import accuracy, train
+from pairzoo.train_config import TrainConfig
 
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
 weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None

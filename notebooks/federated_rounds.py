@@ -68,7 +68,8 @@ from pairzoo.data import load_dataset, stratified_subset
 from pairzoo.export import float_state, load_state
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
-from pairzoo.train import TrainConfig, accuracy, train
+from pairzoo.train import accuracy, train
+from pairzoo.train_config import TrainConfig
 
 architecture = architecture or {"ci": "digits-cnn", "full": "resnet18"}[profile]
 data = load_dataset(profile)

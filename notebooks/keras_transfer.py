@@ -53,85 +53,59 @@ finetune_epochs = 8
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from pairzoo import manifest
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, select_classes
-from pairzoo.keras_export import keras_state, save_keras
+from pairzoo.keras_export import KerasExporter
 from pairzoo.keras_models import (
-    HEAD,
+    DEFAULT_ARCHITECTURE,
+    HEADS,
     KERAS_IMAGE_SIZE,
-    build_keras_model,
-    keras_accuracy,
+    accuracy,
+    build_model,
+    grow_head,
     load_keras,
     remap_head,
-    train_keras,
+    train,
 )
 from pairzoo.pretrained import keras_mobilenet_v2
-from pairzoo.publish import PairMeasurement, PairWriter, Training
-from pairzoo.report import layer_change, recipe_entries, structure_table
-from pairzoo.train import TrainConfig
+from pairzoo.publish import PairWriter
+from pairzoo.report import change_figure, model_files, recipe_entries, structure_table
+from pairzoo.train_config import TrainConfig
+from pairzoo.transfer import ClassTransfer, Framework
 
 data = load_dataset(profile, dataset)
 weights = keras_mobilenet_v2(KERAS_IMAGE_SIZE) if profile == "full" else None
-architecture = "keras-mobilenet_v2" if weights else "keras-digits-cnn"
-keras = load_keras(seed, threads=1 if profile == "ci" else None)  # tiny convolutions: one thread
+architecture = DEFAULT_ARCHITECTURE[profile]
+head = HEADS[architecture]
 writer = PairWriter("keras_transfer", profile, data, artifacts)
+keras = load_keras(seed, threads=1 if profile == "ci" else None)  # tiny convolutions: one thread
 print(f"{data.info.name}: {data.sizes}; keras {keras.__version__}; writing to {writer.folder}")
-
-# %% [markdown]
-# `publish` writes a model's three files, measures it on its own task's test images and enters it
-# in the manifest; `known_classes` measures base and update on the test images of the classes
-# both still predict in the same slot.
-
-
-# %%
-def publish(name, model, task, config, start=None, description=""):
-    files = save_keras(model, writer.path_stem(name), data.x_test[:64])
-    top1 = keras_accuracy(model, task.x_test, task.y_test)
-    first = weights if start is None else None
-    writer.record_model(
-        name,
-        files,
-        framework="keras",
-        framework_version=keras.__version__,
-        architecture=architecture,
-        parameters=model.count_params(),
-        training=Training(config, 1.0, len(task.y_train), seed, start, task.classes, first),
-        metrics={"top1": top1},
-        description=description,
-        classes=task.classes,
-        test_classes=task.classes,
-    )
-    print(
-        f"{name:>11}: top-1 {top1:6.2f}% on classes {', '.join(task.classes)}; ONNX parity {files.onnx.max_abs_diff:.1e}"
-    )
-
-
-def known_classes(model, task):
-    kept = [s for s, c in enumerate(base_task.classes) if task.classes[s : s + 1] == (c,)]
-    mask = np.isin(base_task.y_test, kept)
-    x, y = base_task.x_test[mask], base_task.y_test[mask]
-    names = [base_task.classes[s] for s in kept]
-    measured = PairMeasurement(keras_accuracy(base, x, y), keras_accuracy(model, x, y), names)
-    return {"top1-known-classes": measured}
-
 
 # %% [markdown]
 # ## The base
 #
 # A network trained with SGD and a cosine schedule on the base's classes: freshly initialised (ci),
-# or MobileNetV2 from its ImageNet weights with a fresh head (full).
+# or MobileNetV2 from its ImageNet weights with a fresh head (full). Keras builds its input layer,
+# so `build_model` takes the image shape where PyTorch's takes the channels. `ClassTransfer` makes
+# every update with Keras's functions under PyTorch's names and writes each model through the
+# Keras exporter: the `.keras` file, safetensors and ONNX.
 
 # %%
 base_task = select_classes(data, base_classes)
 base_config = TrainConfig(epochs=base_epochs, lr=0.05, seed=seed)
-base = build_keras_model(len(base_classes), data.input_shape, seed, weights)
-train_keras(base, base_task.x_train, base_task.y_train, base_config)
-publish("base", base, base_task, base_config, description="trained on part of the classes")
+finetune = TrainConfig(epochs=finetune_epochs, lr=0.01, seed=seed + 1)
+head_only = TrainConfig(epochs=finetune_epochs, lr=0.05, seed=seed + 1, trainable=head)
+base = build_model(architecture, len(base_classes), data.input_shape, seed, weights)
+train(base, base_task.x_train, base_task.y_train, base_config)
+exporter = KerasExporter(data.x_test[:64])
+framework = Framework(remap_head, grow_head, train, accuracy)
+transfer = ClassTransfer(
+    writer, framework, architecture, base, base_classes, seed, weights, exporter
+)
+transfer.publish("base", base, base_task, base_config, description="trained on part of the classes")
 
 # %% [markdown]
 # ## Classes exchanged: same structure
@@ -140,56 +114,29 @@ publish("base", base, base_task, base_config, description="trained on part of th
 # other tensor starts from the base, and the whole network is fine-tuned on the new task.
 
 # %%
-finetune = TrainConfig(epochs=finetune_epochs, lr=0.01, seed=seed + 1)
-for step, unseen in enumerate(exchanges, start=1):
-    keep = len(base_classes) - len(unseen)
-    task = select_classes(data, base_classes[:keep] + list(unseen))
-    model = remap_head(base, [*range(keep), *[None] * len(unseen)], seed + 1)
-    train_keras(model, task.x_train, task.y_train, finetune)
-    name = f"exchange-{step}"
-    publish(name, model, task, finetune, "base", f"slots {keep}… re-assigned to {unseen}")
-    writer.add_pair(
-        "base",
-        name,
-        "transfer-exchange-classes",
-        series="exchange",
-        description=f"{len(unseen)} slot(s) exchanged for unseen classes",
-        metrics=known_classes(model, task),
-    )
+transfer.exchange(exchanges, finetune)
 
 # %% [markdown]
 # ## Classes added: the head grows
 #
 # The head gets one output per class of the dataset; the columns of the classes the base knew are
-# copied (in front, in the same order), the new ones are fresh. The same start is fine-tuned twice:
-# the head only (the other layers frozen, BatchNorm statistics included) or the whole network.
+# copied (in front, in the same order), the new ones are fresh, and `grow_head` returns the block
+# of the kernel and the bias that continues the base's. The same start is fine-tuned twice: the
+# head only (the other layers frozen, BatchNorm statistics included) or the whole network.
 
 # %%
-all_classes = base_classes + [c for c in range(len(data.classes)) if c not in base_classes]
-full_task = select_classes(data, all_classes)
-new_slots = len(all_classes) - len(base_classes)
-old = keras_state(base)
-correspondence = {
-    f"{HEAD}/{p}": [[0, n] for n in old[f"{HEAD}/{p}"].shape] for p in ("kernel", "bias")
-}
-for name, config in {
-    "add-head": TrainConfig(epochs=finetune_epochs, lr=0.05, seed=seed + 1, trainable=HEAD),
-    "add-whole": finetune,
-}.items():
-    model = remap_head(base, [*range(len(base_classes)), *[None] * new_slots], seed + 1)
-    train_keras(model, full_task.x_train, full_task.y_train, config)
-    publish(name, model, full_task, config, "base", f"head grown to {len(all_classes)} ({name})")
-    writer.add_pair(
-        "base",
-        name,
-        "transfer-add-classes",
-        series="add",
-        description=f"head {len(base_classes)} → {len(all_classes)} outputs, {name}",
-        correspondence=correspondence,
-        metrics=known_classes(model, full_task),
-    )
-
+transfer.add_classes({"add-head": head_only, "add-whole": finetune})
 timings = writer.finish()
+
+# %% [markdown]
+# ## The files of each model
+#
+# The `.keras` file holds the model as Keras saves it (no save date, fixed zip times), the
+# safetensors file its tensors under their Keras paths, the ONNX file tf2onnx's graph (sizes in
+# bytes).
+
+# %%
+model_files(manifest.load(writer.folder), "keras_transfer")
 
 # %% [markdown]
 # ## What changed in the structure
@@ -220,15 +167,7 @@ pair_table(entries).round(4)
 # grown head (the head measured on the block that continues the base's head).
 
 # %%
-fig, ax = plt.subplots(figsize=(9, 3.5))
-for variant in ("add-head", "add-whole"):
-    change = layer_change(entries["pairs"][f"keras_transfer/base..{variant}"])
-    ax.plot(list(change), list(change.values()), marker="o", label=variant)
-ax.set_ylabel("‖Δ‖ / ‖base‖")
-ax.tick_params(axis="x", rotation=90)
-ax.legend()
-ax.set_title("Relative change per Keras tensor, base → head grown 8 → 10")
-fig.tight_layout()
+figure = change_figure(entries, ["add-head", "add-whole"], "Change per Keras tensor, head 8 → 10")
 
 # %% [markdown]
 # Where the time went in this run (seconds):

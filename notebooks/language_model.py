@@ -91,7 +91,8 @@ from pairzoo.export import OnnxExporter
 from pairzoo.models import build_model, remap_head
 from pairzoo.publish import PairMeasurement, PairWriter, Training
 from pairzoo.text_data import load_text, train_tokenizer
-from pairzoo.train import TrainConfig, accuracy, train
+from pairzoo.train import accuracy, train
+from pairzoo.train_config import TrainConfig
 
 if profile != "ci":
     raise PairzooError("language_model: only the ci profile is available so far")

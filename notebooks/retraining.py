@@ -64,7 +64,8 @@ from pairzoo.data import load_dataset, stratified_subset
 from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
 from pairzoo.pretrained import torch_checkpoint
 from pairzoo.publish import PairWriter, Training
-from pairzoo.train import TrainConfig, accuracy, train
+from pairzoo.train import accuracy, train
+from pairzoo.train_config import TrainConfig
 
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
 data = load_dataset(profile, dataset)

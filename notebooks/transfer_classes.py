@@ -53,21 +53,18 @@ finetune_epochs = 10
 seed = 0
 
 # %%
-import copy
-
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from pairzoo import manifest
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, select_classes
-from pairzoo.export import float_state
-from pairzoo.models import DEFAULT_ARCHITECTURE, HEADS, build_model, remap_head
+from pairzoo.models import DEFAULT_ARCHITECTURE, HEADS, build_model, grow_head, remap_head
 from pairzoo.pretrained import torch_checkpoint
-from pairzoo.publish import PairMeasurement, PairWriter, Training
-from pairzoo.report import layer_change, recipe_entries, structure_table
-from pairzoo.train import TrainConfig, accuracy, train
+from pairzoo.publish import PairWriter
+from pairzoo.report import change_figure, recipe_entries, structure_table
+from pairzoo.train import accuracy, train
+from pairzoo.train_config import TrainConfig
+from pairzoo.transfer import ClassTransfer, Framework
 
 if profile == "ci":
     torch.set_num_threads(1)  # tiny convolutions: fastest on one thread, and the same everywhere
@@ -79,52 +76,25 @@ writer = PairWriter("transfer_classes", profile, data, artifacts)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 
 # %% [markdown]
-# A model's task is a list of classes, one per output slot; `select_classes` keeps the images of
-# those classes and labels each by its slot. `publish` measures a model on its own task's test
-# images and hands it to the writer; `known_classes` measures base and update on the test images
-# of the classes both still predict in the same slot.
-
-
-# %%
-def publish(name, model, task, config, start=None, description=""):
-    first = weights if start is None else None
-    training = Training(config, 1.0, len(task.y_train), seed, start, task.classes, first)
-    top1 = accuracy(model, task.x_test, task.y_test)
-    writer.add_model(
-        name,
-        model,
-        architecture=architecture,
-        training=training,
-        metrics={"top1": top1},
-        description=description,
-        classes=task.classes,
-        test_classes=task.classes,
-    )
-    print(f"{name:>11}: top-1 {top1:6.2f}% on classes {', '.join(task.classes)}")
-
-
-def known_classes(model, task):
-    kept = [s for s, c in enumerate(base_task.classes) if task.classes[s : s + 1] == (c,)]
-    mask = np.isin(base_task.y_test, kept)
-    x, y = base_task.x_test[mask], base_task.y_test[mask]
-    names = [base_task.classes[s] for s in kept]
-    return {
-        "top1-known-classes": PairMeasurement(accuracy(base, x, y), accuracy(model, x, y), names)
-    }
-
-
-# %% [markdown]
 # ## The base
 #
 # A network trained with SGD and a cosine schedule on the base's classes: freshly initialised (ci),
-# or from the ImageNet weights with a fresh head (full).
+# or from the ImageNet weights with a fresh head (full). A model's task is a list of classes, one
+# per output slot; `select_classes` keeps the images of those classes and labels each by its slot.
+# `ClassTransfer` makes every update from this base with PyTorch's functions (`remap_head`,
+# `grow_head`, `train`, `accuracy`), measures each model on its own task's test images, and each
+# pair on the test images of the classes both still predict in the same slot (`forgetting`).
 
 # %%
 base_task = select_classes(data, base_classes)
 base_config = TrainConfig(epochs=base_epochs, lr=0.05, seed=seed)
+finetune = TrainConfig(epochs=finetune_epochs, lr=0.01, seed=seed + 1)
+head_only = TrainConfig(epochs=finetune_epochs, lr=0.05, seed=seed + 1, trainable=head)
 base = build_model(architecture, len(base_classes), data.input_shape[0], seed, weights)
 train(base, base_task.x_train, base_task.y_train, base_config)
-publish("base", base, base_task, base_config, description="trained on part of the classes")
+pytorch = Framework(remap_head, grow_head, train, accuracy)
+transfer = ClassTransfer(writer, pytorch, architecture, base, base_classes, seed, weights)
+transfer.publish("base", base, base_task, base_config, description="trained on part of the classes")
 
 # %% [markdown]
 # ## Classes exchanged: same structure
@@ -134,59 +104,19 @@ publish("base", base, base_task, base_config, description="trained on part of th
 # fine-tuned on the new task.
 
 # %%
-finetune = TrainConfig(epochs=finetune_epochs, lr=0.01, seed=seed + 1)
-for step, unseen in enumerate(exchanges, start=1):
-    classes = base_classes[: len(base_classes) - len(unseen)] + list(unseen)
-    task = select_classes(data, classes)
-    keep = len(base_classes) - len(unseen)
-    sources = list(range(keep)) + [None] * len(unseen)
-    model = remap_head(base, architecture, sources, seed + 1)
-    train(model, task.x_train, task.y_train, finetune)
-    name = f"exchange-{step}"
-    publish(name, model, task, finetune, "base", f"slots {keep}… re-assigned to {unseen}")
-    writer.add_pair(
-        "base",
-        name,
-        "transfer-exchange-classes",
-        series="exchange",
-        description=f"{len(unseen)} slot(s) exchanged for unseen classes",
-        metrics=known_classes(model, task),
-    )
+transfer.exchange(exchanges, finetune)
 
 # %% [markdown]
 # ## Classes added: the head grows
 #
 # The head gets one row per class of the dataset. Rows of the classes the base knew are copied from
-# its head (they stay in front, in the same order), the new rows are fresh. The same start is then
-# fine-tuned twice: the head only (every other tensor, BatchNorm statistics included, stays
+# its head (they stay in front, in the same order), the new rows are fresh; `grow_head` returns
+# the block of each head tensor that continues the base's, which the pair records. The same start
+# is then fine-tuned twice: the head only (every other tensor, BatchNorm statistics included, stays
 # bit-identical) or the whole network.
 
 # %%
-all_classes = base_classes + [c for c in range(len(data.classes)) if c not in base_classes]
-full_task = select_classes(data, all_classes)
-new_slots = len(all_classes) - len(base_classes)
-grown = remap_head(base, architecture, [*range(len(base_classes)), *[None] * new_slots], seed + 1)
-old = float_state(base)
-correspondence = {
-    f"{head}.{p}": [[0, n] for n in old[f"{head}.{p}"].shape] for p in ("weight", "bias")
-}
-for name, config in {
-    "add-head": TrainConfig(epochs=finetune_epochs, lr=0.05, seed=seed + 1, trainable=head),
-    "add-whole": finetune,
-}.items():
-    model = copy.deepcopy(grown)
-    train(model, full_task.x_train, full_task.y_train, config)
-    publish(name, model, full_task, config, "base", f"head grown to {len(all_classes)} ({name})")
-    writer.add_pair(
-        "base",
-        name,
-        "transfer-add-classes",
-        series="add",
-        description=f"head {len(base_classes)} → {len(all_classes)} outputs, {name}",
-        correspondence=correspondence,
-        metrics=known_classes(model, full_task),
-    )
-
+transfer.add_classes({"add-head": head_only, "add-whole": finetune})
 timings = writer.finish()
 
 # %% [markdown]
@@ -219,15 +149,7 @@ pair_table(entries).round(4)
 # leaves every other tensor untouched; whole-network fine-tuning moves all of them.
 
 # %%
-fig, ax = plt.subplots(figsize=(9, 3.5))
-for variant in ("add-head", "add-whole"):
-    change = layer_change(entries["pairs"][f"transfer_classes/base..{variant}"])
-    ax.plot(list(change), list(change.values()), marker="o", label=variant)
-ax.set_ylabel("‖Δ‖ / ‖base‖")
-ax.tick_params(axis="x", rotation=90)
-ax.legend()
-ax.set_title("Relative change per tensor, base → head grown 8 → 10")
-fig.tight_layout()
+figure = change_figure(entries, ["add-head", "add-whole"], "Change per tensor, head 8 → 10")
 
 # %% [markdown]
 # Where the time went in this run (seconds):

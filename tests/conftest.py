@@ -6,7 +6,8 @@ import pytest
 from pairzoo.data import load_digits, stratified_subset
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
-from pairzoo.train import TrainConfig, accuracy, train
+from pairzoo.train import accuracy, train
+from pairzoo.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

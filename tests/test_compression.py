@@ -18,7 +18,8 @@ from pairzoo.evaluate import OnnxEvaluator
 from pairzoo.export import INPUT_NAME, OnnxExporter, float_state
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
-from pairzoo.train import TrainConfig, train
+from pairzoo.train import train
+from pairzoo.train_config import TrainConfig
 from pairzoo.validate import validate
 
 

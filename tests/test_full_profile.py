@@ -147,7 +147,8 @@ from pairzoo import distributed
 from pairzoo.data import load_dataset
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter
-from pairzoo.train import TrainConfig, accuracy, train
+from pairzoo.train import accuracy, train
+from pairzoo.train_config import TrainConfig
 
 data = load_dataset("full", "imagenet")
 model = build_model("digits-cnn", 3, 3, seed=0)

@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 import torch
 
+from pairzoo.data import select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.export import float_state
-from pairzoo.models import build_model, remap_head
+from pairzoo.models import build_model, grow_head, remap_head
 from pairzoo.publish import PairWriter, Training
-from pairzoo.train import TrainConfig, train
+from pairzoo.train import train
+from pairzoo.train_config import TrainConfig
+from pairzoo.transfer import forgetting
 
 
 def test_remap_head_copies_kept_rows_and_seeds_new_ones():
@@ -23,6 +26,36 @@ def test_remap_head_copies_kept_rows_and_seeds_new_ones():
     assert not torch.equal(exchanged.classifier.weight[7], base.classifier.weight[7])
     with pytest.raises(PairzooError, match="do not exist"):
         remap_head(base, "digits-cnn", [8], 0)
+
+
+def test_grow_head_returns_the_block_holding_the_old_head():
+    base = build_model("digits-lstm", 8, 1, 0)
+    grown, correspondence = grow_head(base, "digits-lstm", 2, 5)
+    assert correspondence == {
+        "classifier.weight": [[0, 8], [0, 64]],
+        "classifier.bias": [[0, 8]],
+    }
+    old, new = float_state(base), float_state(grown)
+    for name, block in correspondence.items():
+        copied = new[name][tuple(slice(a, b) for a, b in block)]
+        assert torch.equal(copied, old[name])
+    assert new["classifier.weight"].shape == (10, 64)
+    assert torch.equal(new["lstm.weight_hh_l0"], old["lstm.weight_hh_l0"])
+
+
+def test_forgetting_measures_both_models_on_the_classes_kept_in_place(digits):
+    base_task = select_classes(digits, [0, 1, 2])
+    task = select_classes(digits, [0, 1, 9])  # slot 2 now means digit 9
+    seen = []
+
+    def accuracy(model, x, y):
+        seen.append((model, np.unique(y).tolist(), len(y)))
+        return {"base": 90.0, "updated": 80.0}[model]
+
+    measured = forgetting(accuracy, "base", "updated", base_task, task)["top1-known-classes"]
+    kept = int(np.isin(base_task.y_test, [0, 1]).sum())
+    assert (measured.base, measured.updated, measured.classes) == (90.0, 80.0, ["0", "1"])
+    assert seen == [("base", [0, 1], kept), ("updated", [0, 1], kept)]
 
 
 def test_head_only_training_leaves_everything_else_bit_identical(digits):

@@ -14,7 +14,7 @@ from pairzoo.errors import PairzooError
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
 from pairzoo.staged_output import StagedOutput
-from pairzoo.train import TrainConfig
+from pairzoo.train_config import TrainConfig
 from pairzoo.validate import validate
 
 from .conftest import ROOT

@@ -10,7 +10,8 @@ from pairzoo.errors import PairzooError
 from pairzoo.evaluate import OnnxEvaluator, mse, psnr
 from pairzoo.export import OnnxExporter, float_state, upstream_initializers
 from pairzoo.models import build_model, remap_head
-from pairzoo.train import TrainConfig, accuracy, predict, train
+from pairzoo.train import accuracy, predict, train
+from pairzoo.train_config import TrainConfig
 
 
 def test_lstm_onnx_uses_the_lstm_operator_fed_by_the_framework_tensors(tmp_path, digits):

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
@@ -47,6 +48,26 @@ class OnnxExport:
     parity: dict = field(default_factory=dict)
     initializer_names: str = "framework"  # "framework": every framework tensor by its name
     output_scale: float | None = None  # max |framework output| on the parity batch
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model's written files (parity-checked ONNX, safetensors, others) and what wrote them."""
+
+    onnx: OnnxExport
+    safetensors: Path
+    framework: str
+    framework_version: str
+    parameters: int
+    others: dict[str, Path] = field(default_factory=dict)
+
+
+class Exporter(Protocol):
+    """Writes one framework's model as `stem`.safetensors, `stem`.onnx and its other files."""
+
+    def save(self, model: Any, stem: Path) -> ModelFiles:
+        """Write the files; return what was written."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -167,6 +188,11 @@ def cast_constants(proto: onnx.ModelProto) -> None:
             node.attribute.append(onnx.helper.make_attribute("to", to))
 
 
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 class _TracedGraph:
     """One trace per architecture; each model's float tensors are written into it by name."""
 
@@ -175,6 +201,16 @@ class _TracedGraph:
 
     def _trace(self, model: nn.Module) -> onnx.ModelProto:
         raise NotImplementedError
+
+    def export(self, model: nn.Module, path: Path) -> OnnxExport:
+        raise NotImplementedError
+
+    def save(self, model: nn.Module, stem: Path) -> ModelFiles:
+        """Write `stem`.safetensors (float state) and a parity-checked `stem`.onnx, atomically."""
+        weights = save_safetensors(model, stem.with_suffix(".safetensors"), {"model": stem.name})
+        onnx_file = self.export(model, stem.with_suffix(".onnx"))
+        parameters = count_parameters(model)
+        return ModelFiles(onnx_file, weights, "pytorch", torch.__version__, parameters)
 
     def to_proto(self, model: nn.Module) -> onnx.ModelProto:
         """The model as an ONNX proto holding its current weights under their names."""

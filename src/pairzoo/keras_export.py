@@ -25,11 +25,11 @@ from pairzoo.export import (
     OPSET,
     OUTPUT_NAME,
     PARITY_TOLERANCE,
+    ModelFiles,
     OnnxExport,
     Parity,
 )
 from pairzoo.keras_models import load_keras
-from pairzoo.publish import ModelFiles
 from pairzoo.timing import timed
 
 if TYPE_CHECKING:
@@ -145,37 +145,44 @@ def keras_parity(proto: onnx.ModelProto, model: keras.Model, x: np.ndarray) -> P
     return Parity.between(ours, np.asarray(model(x, training=False)))
 
 
-def save_keras(
-    model: keras.Model, stem: Path, sample: np.ndarray, tolerance: float = PARITY_TOLERANCE
-) -> ModelFiles:
-    """Write `stem`.keras, `stem`.safetensors and a parity-checked `stem`.onnx, each atomically."""
-    keras = load_keras()
-    import tensorflow as tf
-    import tf2onnx
+class KerasExporter:
+    """Writes Keras models as `.keras`, safetensors and ONNX, parity-checked on `sample`."""
 
-    stem = Path(stem)
-    with timed("export"):
-        proto = keras_to_onnx(model)
-    with timed("parity"):
-        parity = keras_parity(proto, model, sample).check(tolerance, stem.with_suffix(".onnx"))
-    with timed("export"):
-        save_keras_file(model, stem.with_suffix(".keras"))
-        with atomic_path(stem.with_suffix(".safetensors")) as tmp:
-            save_file(keras_state(model), str(tmp), metadata={"model": stem.name})
-        with atomic_path(stem.with_suffix(".onnx")) as tmp:
-            onnx.save(proto, str(tmp))
-    exporter = (
-        f"tf2onnx {tf2onnx.__version__} (tensorflow {tf.__version__}, keras {keras.__version__})"
-    )
-    return ModelFiles(
-        OnnxExport(
+    def __init__(self, sample: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> None:
+        self.sample = sample
+        self.tolerance = tolerance
+
+    def save(self, model: keras.Model, stem: Path) -> ModelFiles:
+        """Write `stem`.keras, `stem`.safetensors and a parity-checked `stem`.onnx, atomically."""
+        keras = load_keras()
+        import tensorflow as tf
+        import tf2onnx
+
+        stem = Path(stem)
+        with timed("export"):
+            proto = keras_to_onnx(model)
+        with timed("parity"):
+            parity = keras_parity(proto, model, self.sample).check(
+                self.tolerance, stem.with_suffix(".onnx")
+            )
+        with timed("export"):
+            save_keras_file(model, stem.with_suffix(".keras"))
+            with atomic_path(stem.with_suffix(".safetensors")) as tmp:
+                save_file(keras_state(model), str(tmp), metadata={"model": stem.name})
+            with atomic_path(stem.with_suffix(".onnx")) as tmp:
+                onnx.save(proto, str(tmp))
+        versions = f"tensorflow {tf.__version__}, keras {keras.__version__}"
+        exporter = f"tf2onnx {tf2onnx.__version__} ({versions})"
+        onnx_file = OnnxExport(
             stem.with_suffix(".onnx"),
             OPSET,
             parity.max_abs_diff,
             exporter,
             initializer_names="exporter",
             output_scale=parity.output_scale,
-        ),
-        stem.with_suffix(".safetensors"),
-        {"keras": stem.with_suffix(".keras")},
-    )
+        )
+        others = {"keras": stem.with_suffix(".keras")}
+        safetensors = stem.with_suffix(".safetensors")
+        return ModelFiles(
+            onnx_file, safetensors, "keras", keras.__version__, model.count_params(), others
+        )

@@ -1,6 +1,8 @@
-"""Keras 3 networks for the Keras recipes: build, re-head, train, measure.
+"""Keras 3 networks under the PyTorch functions' names: build, re-head, grow, train, measure.
 
-TensorFlow and Keras are imported inside the functions, so importing pairzoo never loads them.
+`build_model`, `remap_head`, `grow_head`, `train` and `accuracy` mean what they mean in
+`pairzoo.models` and `pairzoo.train`. TensorFlow and Keras are imported inside the functions, so
+importing pairzoo never loads them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import numpy as np
 from pairzoo.errors import PairzooError
 from pairzoo.pretrained import Pretrained
 from pairzoo.timing import timed
-from pairzoo.train import TrainConfig
+from pairzoo.train_config import TrainConfig
 
 if TYPE_CHECKING:
     import keras
 
 HEAD = "head"
 KERAS_IMAGE_SIZE = 224  # the side Keras's MobileNetV2 ImageNet weights were trained at
+DEFAULT_ARCHITECTURE = {"ci": "keras-digits-cnn", "full": "keras-mobilenet_v2"}
+HEADS = {"keras-digits-cnn": HEAD, "keras-mobilenet_v2": HEAD}
 
 
 def load_keras(seed: int | None = None, threads: int | None = None) -> ModuleType:
@@ -89,45 +93,80 @@ def mobilenet_v2(
     return keras.Model(inputs, outputs, name="mobilenet_v2")
 
 
-def build_keras_model(
-    num_classes: int, input_shape: Sequence[int], seed: int, pretrained: Pretrained | None = None
+def build_model(
+    architecture: str,
+    num_classes: int,
+    input_shape: Sequence[int],
+    seed: int,
+    pretrained: Pretrained | None = None,
 ) -> keras.Model:
-    """The digits CNN (ci), or MobileNetV2 from `pretrained` ImageNet weights (full)."""
-    if pretrained is None:
+    """The digits CNN (fresh), or MobileNetV2 from `pretrained` ImageNet weights; seeded.
+
+    Takes the image shape where `pairzoo.models.build_model` takes the channels: Keras builds
+    the input too.
+    """
+    if architecture == "keras-digits-cnn" and pretrained is None:
         return digits_cnn(num_classes, input_shape, seed)
-    return mobilenet_v2(num_classes, input_shape, seed, pretrained)
+    if architecture == "keras-mobilenet_v2" and pretrained is not None:
+        return mobilenet_v2(num_classes, input_shape, seed, pretrained)
+    raise PairzooError(
+        f"architecture {architecture!r}: choose keras-digits-cnn (fresh) or keras-mobilenet_v2 "
+        "(from pretrained weights)"
+    )
 
 
-def remap_head(model: keras.Model, sources: Sequence[int | None], seed: int) -> keras.Model:
+def _head(architecture: str) -> str:
+    if architecture not in HEADS:
+        raise PairzooError(f"no known head for architecture {architecture!r}")
+    return HEADS[architecture]
+
+
+def remap_head(
+    model: keras.Model, architecture: str, sources: Sequence[int | None], seed: int
+) -> keras.Model:
     """A copy of `model` whose head has one output per entry of `sources`.
 
     Output `i` keeps the old head's column `sources[i]` (Keras kernels are inputs × outputs);
     a `None` slot gets a fresh one (seeded). Every other layer keeps its weights.
     """
     keras = load_keras(seed)
-    old_kernel, old_bias = model.get_layer(HEAD).get_weights()
+    head = _head(architecture)
+    old_kernel, old_bias = model.get_layer(head).get_weights()
     bad = [s for s in sources if s is not None and not 0 <= s < old_kernel.shape[1]]
     if bad:
         raise PairzooError(f"head columns {bad} do not exist (the head has {old_kernel.shape[1]})")
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if layer.name == HEAD:
-            return keras.layers.Dense(len(sources), name=HEAD)
+        if layer.name == head:
+            return keras.layers.Dense(len(sources), name=head)
         return layer.__class__.from_config(layer.get_config())
 
     new = keras.models.clone_model(model, clone_function=clone)
     for layer in new.layers:
-        if layer.name != HEAD and layer.weights:
+        if layer.name != head and layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
-    kernel, bias = new.get_layer(HEAD).get_weights()
+    kernel, bias = new.get_layer(head).get_weights()
     for column, source in enumerate(sources):
         if source is not None:
             kernel[:, column], bias[column] = old_kernel[:, source], old_bias[source]
-    new.get_layer(HEAD).set_weights([kernel, bias])
+    new.get_layer(head).set_weights([kernel, bias])
     return new
 
 
-def train_keras(model: keras.Model, x: np.ndarray, y: np.ndarray, config: TrainConfig) -> None:
+def grow_head(
+    model: keras.Model, architecture: str, added: int, seed: int
+) -> tuple[keras.Model, dict[str, list[list[int]]]]:
+    """A copy of `model` whose head gains `added` fresh outputs after its own (columns copied).
+
+    Also returns, per head tensor by Keras path, the block ([start, stop) per axis) holding the old.
+    """
+    old = model.get_layer(_head(architecture))
+    outputs = old.get_weights()[1].shape[0]
+    grown = remap_head(model, architecture, [*range(outputs), *[None] * added], seed)
+    return grown, {w.path: [[0, n] for n in w.shape] for w in old.weights}
+
+
+def train(model: keras.Model, x: np.ndarray, y: np.ndarray, config: TrainConfig) -> None:
     """Train `model` in place like `pairzoo.train.train`: SGD or Adam, cosine or constant rate.
 
     Only layers named with the prefix `config.trainable` learn; the others (BatchNorm statistics
@@ -164,9 +203,7 @@ def train_keras(model: keras.Model, x: np.ndarray, y: np.ndarray, config: TrainC
             layer.trainable = True
 
 
-def keras_accuracy(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 512
-) -> float:
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
     """Top-1 accuracy in percent."""
     with timed("evaluate"):
         correct = 0

@@ -24,9 +24,16 @@ from torch import nn
 from pairzoo.atomic import atomic_path
 from pairzoo.errors import PairzooError
 from pairzoo.evaluate import next_token_top1, perplexity
-from pairzoo.export import OPSET, PARITY_TOLERANCE, OnnxExport, Parity, cast_constants
+from pairzoo.export import (
+    OPSET,
+    PARITY_TOLERANCE,
+    ModelFiles,
+    OnnxExport,
+    Parity,
+    cast_constants,
+)
 from pairzoo.hf_env import peft, transformers
-from pairzoo.publish import ModelFiles, PairWriter, Training
+from pairzoo.publish import PairWriter, Training
 from pairzoo.text_data import TextData
 from pairzoo.timing import timed
 
@@ -353,11 +360,15 @@ def add_language_model(
     onnx_file = exporter.export(float_model, stem.with_suffix(".onnx"))
     return writer.record_model(
         name,
-        ModelFiles(onnx_file, weights, dict(others or {})),
-        framework="pytorch",
-        framework_version=torch.__version__,
+        ModelFiles(
+            onnx_file,
+            weights,
+            "pytorch",
+            torch.__version__,
+            sum(t.numel() for t in tensors.values()),
+            dict(others or {}),
+        ),
         architecture=architecture,
-        parameters=sum(t.numel() for t in tensors.values()),
         training=training,
         metrics=metrics,
         description=description,

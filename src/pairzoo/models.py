@@ -124,6 +124,12 @@ def build_model(
     return remap_head(model, architecture, [None] * num_classes, seed)
 
 
+def _head(architecture: str) -> str:
+    if architecture not in HEADS:
+        raise PairzooError(f"no known head for architecture {architecture!r}")
+    return HEADS[architecture]
+
+
 def remap_head(
     model: nn.Module, architecture: str, sources: Sequence[int | None], seed: int
 ) -> nn.Module:
@@ -131,9 +137,7 @@ def remap_head(
 
     Output `i` keeps the old head's row `sources[i]`; a `None` slot gets a fresh row (seeded).
     """
-    head_name = HEADS.get(architecture)
-    if head_name is None:
-        raise PairzooError(f"no known head for architecture {architecture!r}")
+    head_name = _head(architecture)
     model = copy.deepcopy(model)
     parent_name, _, attribute = head_name.rpartition(".")
     parent = model.get_submodule(parent_name)
@@ -152,6 +156,15 @@ def remap_head(
     return model
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def grow_head(
+    model: nn.Module, architecture: str, added: int, seed: int
+) -> tuple[nn.Module, dict[str, list[list[int]]]]:
+    """A copy of `model` whose linear head gains `added` fresh outputs after its own (rows copied).
+
+    Also returns, per head tensor by state-dict name, the block ([start, stop) per axis) holding
+    the old one.
+    """
+    head = _head(architecture)
+    old = model.get_submodule(head)
+    grown = remap_head(model, architecture, [*range(old.out_features), *[None] * added], seed)
+    return grown, {f"{head}.{n}": [[0, s] for s in p.shape] for n, p in old.named_parameters()}

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from pairzoo import distributed, manifest
 from pairzoo.atomic import write_text
 from pairzoo.data import ImageData
 from pairzoo.detection_data import DetectionData
 from pairzoo.errors import PairzooError
-from pairzoo.export import (
-    DetectorExporter,
-    OnnxExport,
-    OnnxExporter,
-    load_tensors,
-    save_safetensors,
-)
+from pairzoo.export import Exporter, ModelFiles, OnnxExporter, load_tensors
 from pairzoo.metrics import METRICS
-from pairzoo.models import count_parameters
 from pairzoo.pretrained import Pretrained
 from pairzoo.profiles import artifacts_dir
 from pairzoo.staged_output import StagedOutput
@@ -37,7 +29,7 @@ from pairzoo.stats import (
     slice_problem,
 )
 from pairzoo.timing import SECONDS, timed
-from pairzoo.train import TrainConfig
+from pairzoo.train_config import TrainConfig
 
 LICENCE = (
     "Apache-2.0 for the weights pairzoo produced; the training data keeps its own licence "
@@ -71,15 +63,6 @@ class PairMeasurement:
     base: float
     updated: float
     classes: Sequence[str] | None
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """A model's written files: parity-checked ONNX, safetensors (the tensors), and others."""
-
-    onnx: OnnxExport
-    safetensors: Path
-    others: dict[str, Path] = field(default_factory=dict)
 
 
 class PairWriter:
@@ -121,7 +104,7 @@ class PairWriter:
     def add_model(
         self,
         name: str,
-        model: nn.Module,
+        model: Any,
         *,
         architecture: str,
         training: Training,
@@ -130,23 +113,18 @@ class PairWriter:
         classes: Sequence[str] | None = None,
         extra: dict | None = None,
         data: ImageData | DetectionData | None = None,
-        exporter: OnnxExporter | DetectorExporter | None = None,
+        exporter: Exporter | None = None,
         test_classes: Sequence[str] | None = None,
     ) -> dict:
-        """Save a PyTorch `model` as safetensors and parity-checked ONNX, and record it.
+        """Write `model`'s files with its framework's `exporter`, and record it.
 
-        `data` and `exporter` default to the writer's (a classifier set and its exporter).
+        `data` and `exporter` default to the writer's (a classifier set and its PyTorch exporter).
         """
-        stem = self.path_stem(name)
-        weights = save_safetensors(model, stem.with_suffix(".safetensors"), {"model": stem.name})
-        onnx_file = (exporter or self.exporter).export(model, stem.with_suffix(".onnx"))
+        files = (exporter or self.exporter).save(model, self.path_stem(name))
         return self.record_model(
             name,
-            ModelFiles(onnx_file, weights),
-            framework="pytorch",
-            framework_version=torch.__version__,
+            files,
             architecture=architecture,
-            parameters=count_parameters(model),
             training=training,
             metrics=metrics,
             description=description,
@@ -161,10 +139,7 @@ class PairWriter:
         name: str,
         files: ModelFiles,
         *,
-        framework: str,
-        framework_version: str,
         architecture: str,
-        parameters: int,
         training: Training,
         metrics: dict[str, float],
         description: str = "",
@@ -189,10 +164,10 @@ class PairWriter:
         record = {
             "recipe": self.recipe,
             "description": description,
-            "framework": framework,
-            "framework_version": framework_version,
+            "framework": files.framework,
+            "framework_version": files.framework_version,
             "architecture": architecture,
-            "parameters": parameters,
+            "parameters": files.parameters,
             "input_shape": list(data.input_shape),
             "classes": list(classes if classes is not None else data.classes),
             "files": {kind: self.output.record(path) for kind, path in paths.items()},

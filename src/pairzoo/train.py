@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from functools import partial
 
 import numpy as np
@@ -17,29 +16,10 @@ from pairzoo import device_input, distributed
 from pairzoo.errors import PairzooError
 from pairzoo.image_files import ImageFiles
 from pairzoo.timing import timed
+from pairzoo.train_config import TrainConfig
 
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = {"cross-entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one training run."""
-
-    epochs: int
-    lr: float = 0.05
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 64
-    seed: int = 0
-    schedule: str = "cosine"
-    trainable: str = ""  # name prefix of the modules to train (e.g. the head); empty: all
-    loss: str = "cross-entropy"  # or "mse": outputs against targets of the same shape
-
-    def record(self) -> dict:
-        """The manifest's view of this configuration."""
-        return asdict(self)
 
 
 def _trainable(model: nn.Module, config: TrainConfig) -> list[nn.Parameter]:
