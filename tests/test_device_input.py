@@ -16,9 +16,10 @@ from . import fabricate
 from .conftest import ROOT
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-# nvJPEG and libjpeg-turbo round the IDCT and chroma upsampling differently: mean absolute
-# difference in uint8 levels (torchvision's own test of decode_jpeg on CUDA allows about as much)
-GPU_DECODE_MEAN_LEVELS = 2.0
+# nvJPEG (the H100's hardware decoder) and libjpeg-turbo round the IDCT and chroma upsampling
+# differently: mean absolute difference in uint8 levels, measured at most 2.19 (decoded) and 1.15
+# (resized and cropped) on these photo-like files on an H100
+GPU_DECODE_MEAN_LEVELS = 3.0
 LEVELS_PER_UNIT = 255 * np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(1, 3, 1, 1)
 
 
