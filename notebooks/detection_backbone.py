@@ -30,8 +30,8 @@
 #
 # The detector is torchvision's FCOS (anchor-free, one box per feature-map location). For `ci` the
 # backbone is the base `digits-cnn`'s three conv blocks (stride 2) and one new strided block, one
-# feature level at stride 4, and a two-conv head; the data are **digit canvases**: 1–4 digits from
-# scikit-learn's digits pasted at 8–16 pixels on a 48×48 canvas, boxes tight around the ink,
+# feature level at stride 4, and a two-conv head; the data are **digit canvases**: 1–3 digits from
+# scikit-learn's digits pasted at 8–14 pixels on a 32×32 canvas, boxes tight around the ink,
 # generated from a seed (train canvases from the digits' train split, test canvases from its test
 # split). For `full` the base is a ResNet-50 (another ResNet by `architecture`) that starts from
 # torchvision's ImageNet weights and is trained on the object crops of Pascal VOC 2012, the detector
