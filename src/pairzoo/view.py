@@ -21,8 +21,8 @@ MAX_HEADER = 100 * 2**20
 
 
 @dataclass(frozen=True)
-class Model:
-    """One model of the manifest: its record, files and tensors."""
+class _Entry:
+    """One entry of the manifest: the folder it belongs to, its id and its record."""
 
     folder: Folder = field(repr=False, compare=False)
     id: str
@@ -30,8 +30,13 @@ class Model:
 
     @property
     def recipe(self) -> str:
-        """The recipe that made the model."""
+        """The recipe that made it."""
         return self.record["recipe"]
+
+
+@dataclass(frozen=True)
+class Model(_Entry):
+    """One model of the manifest: its record, files and tensors."""
 
     @property
     def name(self) -> str:
@@ -77,17 +82,8 @@ class Model:
 
 
 @dataclass(frozen=True)
-class Pair:
+class Pair(_Entry):
     """One base/updated pair of the manifest."""
-
-    folder: Folder = field(repr=False, compare=False)
-    id: str
-    record: dict = field(repr=False, compare=False)
-
-    @property
-    def recipe(self) -> str:
-        """The recipe that made the pair."""
-        return self.record["recipe"]
 
     @property
     def relation(self) -> str:
