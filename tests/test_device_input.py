@@ -8,6 +8,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
 from pairzoo import device_input
+from pairzoo.errors import PairzooError
 from pairzoo.image_files import ImageFiles, crop_boxes, decode_images
 from pairzoo.imagenet import load_imagenet
 from pairzoo.validate import validate
@@ -39,10 +40,23 @@ def test_the_jpeg_feed_on_the_cpu_equals_the_pil_path(imagenet):
     assert torch.cat([labels for _, labels in batches]).tolist() == y.tolist()
 
 
-def test_training_batches_are_augmented_crops_in_the_order_asked(imagenet):
+def test_decoding_in_workers_gives_the_pil_path_exactly(imagenet, monkeypatch):
+    x, y = imagenet.x_test, imagenet.y_test
+    monkeypatch.setenv("PAIRZOO_DECODE", "workers")
+    feed = device_input.JpegFeed(x, y, 4, torch.device("cpu"), device_input.decoder())
+    batches = list(feed(torch.arange(len(y))))
+    assert np.array_equal(torch.cat([images for images, _ in batches]).numpy(), np.asarray(x))
+    assert torch.cat([labels for _, labels in batches]).tolist() == y.tolist()
+    monkeypatch.setenv("PAIRZOO_DECODE", "cpu")
+    with pytest.raises(PairzooError, match="PAIRZOO_DECODE='cpu': choose one of"):
+        device_input.decoder()
+
+
+@pytest.mark.parametrize("where", device_input.DECODERS)
+def test_training_batches_are_augmented_crops_in_the_order_asked(imagenet, where):
     x, y = imagenet.x_train, imagenet.y_train
     shuffled = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    feed = device_input.JpegFeed(x, y, 5, "cpu")
+    feed = device_input.JpegFeed(x, y, 5, "cpu", where)
     for order in (shuffled, shuffled.flip(0)):  # workers kept: each pass in its own order
         batches = list(feed(order))
         assert [len(labels) for _, labels in batches] == [5, 5, 2]

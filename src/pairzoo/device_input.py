@@ -7,6 +7,7 @@ current one. Everything here also runs on the CPU, where it is tested.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -17,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from pairzoo import distributed
-from pairzoo.image_files import EncodedFiles, ImageFiles, decode_images
+from pairzoo.errors import PairzooError
+from pairzoo.image_files import CroppedFiles, EncodedFiles, ImageFiles, decode_images, normalise
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 _DONE = object()
@@ -51,25 +53,47 @@ class _Order(Sampler[int]):
         return iter(self.indices)
 
 
-class JpegFeed:
-    """Batches of JPEG files decoded and transformed on `device`, made one batch ahead.
+DECODERS = ("gpu", "workers")
 
-    DataLoader workers read the files' bytes and stay alive from one pass to the next; the bytes
-    are decoded and transformed on `device` as `ImageFiles` does on the CPU.
+
+def decoder() -> str:
+    """Where JPEG files are decoded for a GPU: $PAIRZOO_DECODE, else "gpu" (nvJPEG).
+
+    "workers": DataLoader workers decode and crop on the CPU (libjpeg), the GPU normalises.
+    """
+    where = os.environ.get("PAIRZOO_DECODE") or "gpu"
+    if where not in DECODERS:
+        raise PairzooError(f"PAIRZOO_DECODE={where!r}: choose one of {DECODERS}")
+    return where
+
+
+class JpegFeed:
+    """Batches of JPEG files decoded and transformed for `device`, made one batch ahead.
+
+    DataLoader workers stay alive from one pass to the next. With the "gpu" decoder they read the
+    files' bytes, decoded and transformed on `device` as `ImageFiles` does on the CPU; with
+    "workers" they decode and crop (one worker per CPU but one) and `device` normalises.
     """
 
     def __init__(
-        self, files: ImageFiles, labels: np.ndarray, batch_size: int, device: torch.device | str
+        self,
+        files: ImageFiles,
+        labels: np.ndarray,
+        batch_size: int,
+        device: torch.device | str,
+        where: str = "gpu",
     ) -> None:
-        self.files, self.device = files, torch.device(device)
+        self.files, self.device, self.where = files, torch.device(device), where
         self.order = _Order()
-        workers = distributed.workers()
+        in_workers = where == "workers"
+        workers = distributed.workers(most=max(1, (os.cpu_count() or 2) - 1) if in_workers else 8)
         self.loader = DataLoader(
-            EncodedFiles(files, labels),
+            CroppedFiles(files, labels) if in_workers else EncodedFiles(files, labels),
             batch_size=batch_size,
             sampler=self.order,
             num_workers=workers,
-            collate_fn=_collate,
+            collate_fn=None if in_workers else _collate,
+            pin_memory=in_workers and self.device.type == "cuda",
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers else None,
         )
@@ -78,18 +102,28 @@ class JpegFeed:
         """(images, labels) at `indices`, in order."""
         self.order.indices = indices.tolist()
         files, device = self.files, self.device
-        decoded = (
-            (decode_images(_encoded(data), files.train, files.size, device), targets.to(device))
-            for data, targets in self.loader
-        )
-        yield from prefetched(((_layout(x), y) for x, y in decoded), device)
+        if self.where == "workers":
+            made = (
+                (normalise(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
+                for x, y in self.loader
+            )
+        else:
+            made = (
+                (decode_images(_encoded(data), files.train, files.size, device), y.to(device))
+                for data, y in self.loader
+            )
+        yield from prefetched(((_layout(x), y) for x, y in made), device)
 
 
 def prefetched(batches: Iterable[Batch], device: torch.device, depth: int = 2) -> Iterator[Batch]:
-    """`batches`, made up to `depth` ahead by a thread (on its own CUDA stream on a GPU)."""
+    """`batches`, made up to `depth` ahead by a thread.
+
+    On a GPU the thread works on its own stream of high priority: its kernels do not queue
+    behind the training step's.
+    """
     ready: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
-    side = torch.cuda.Stream(device) if device.type == "cuda" else None
+    side = torch.cuda.Stream(device, priority=-1) if device.type == "cuda" else None
 
     def produce() -> None:
         try:

@@ -87,9 +87,9 @@ def output_folder(folder: Path) -> Path:
     return scratch
 
 
-def workers() -> int:
-    """DataLoader worker processes: $PAIRZOO_WORKERS, else the CPUs per process (at most 8)."""
+def workers(most: int = 8) -> int:
+    """DataLoader worker processes: $PAIRZOO_WORKERS, else the CPUs per process (at most `most`)."""
     if os.environ.get("PAIRZOO_WORKERS"):
         return int(os.environ["PAIRZOO_WORKERS"])
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(8, (os.cpu_count() or 1) // local))
+    return max(1, min(most, (os.cpu_count() or 1) // local))

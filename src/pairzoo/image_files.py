@@ -10,7 +10,7 @@ import torch
 from torch.nn.functional import interpolate
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import pil_loader
-from torchvision.io import ImageReadMode, decode_jpeg
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms import RandomResizedCrop, v2
 from torchvision.transforms.v2 import functional as F
 
@@ -206,6 +206,30 @@ class EncodedFiles(Dataset):
 
     def __getitem__(self, index: int) -> tuple[bytes, int]:
         return Path(self.paths[index]).read_bytes(), int(self.labels[index])
+
+
+class CroppedFiles(Dataset):
+    """(uint8 image, label) pairs decoded (libjpeg) and cropped by DataLoader workers.
+
+    The geometry of `ImageFiles` on uint8 pixels, a quarter of float32's bytes to hand over;
+    normalisation is left to where the model runs (`normalise`).
+    """
+
+    def __init__(self, images: ImageFiles, labels: np.ndarray) -> None:
+        self.paths, self.labels = images.paths, labels
+        self.geometry = v2.Compose(_geometry(images.train, images.size))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = decode_jpeg(read_file(self.paths[index]), mode=ImageReadMode.RGB)
+        return self.geometry(image), int(self.labels[index])
+
+
+def normalise(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 images as float32, normalised as `imagenet_transform` does."""
+    return F.normalize(F.to_dtype(pixels, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
 
 
 class _Labelled(Dataset):

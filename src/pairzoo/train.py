@@ -73,7 +73,7 @@ def _feed(
     if here.type == "cuda":
         if isinstance(x, np.ndarray):
             return device_input.ArrayFeed(x, y, batch_size, here)
-        return device_input.JpegFeed(x, y, batch_size, here)
+        return device_input.JpegFeed(x, y, batch_size, here, device_input.decoder())
     if isinstance(x, np.ndarray):
         return partial(_slices, torch.from_numpy(x), torch.from_numpy(y), batch_size)
     return lambda indices: iter(
