@@ -41,7 +41,7 @@
 # `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`) with the gates stacked in the order input, forget,
 # cell, output; ONNX's `LSTM` operator wants the order input, output, forget, cell, a leading
 # direction axis, and one bias holding both. PyTorch's dynamo exporter without its optimiser (the
-# exporter every PyTorch recipe here uses) writes the four tensors as initializers under their
+# exporter of every PyTorch recipe, {ref}`output-format`) writes the four tensors as initializers under their
 # framework names and reorders them with `Slice` and `Concat` nodes in front of the `LSTM` node.
 # Folding those nodes away (the legacy exporter's constant folding, or the dynamo exporter's
 # optimiser) would leave reordered copies under names the exporter makes up. The graph keeps
@@ -326,7 +326,7 @@ pd.DataFrame(
 # The first test images and their reconstructions by the base, by the longest run of the ladder
 # and by the base retrained on all data, with each model's PSNR on the whole test split.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ae-reconstructions", "caption": "The first test images (top row) and their reconstructions by `ae-base`, by the longest run of the epochs ladder and by `ae-more-data`, each row labelled with the model's PSNR on the whole test split; pixel range as [0, 1], clipped for display."}}
 count = 10
 psnr_of = {m.name: m.metrics.get("psnr") for m in zoo.models(recipe="autoencoder_lstm")}
 fig, axes = plt.subplots(1 + len(shown), count, figsize=(count, 1.1 * (1 + len(shown))))
@@ -341,11 +341,8 @@ for row, (label, pictures) in zip(axes, rows.items(), strict=True):
         ax.set_yticks([])
     value = psnr_of.get(label)
     row[0].set_ylabel(label if value is None else f"{label}\n{value['value']:.1f} dB", fontsize=8)
-fig.suptitle("Test images and their reconstructions (pixel range as [0, 1], clipped for display)")
 fig.tight_layout()
 
-# %% [markdown]
-# Where the time went in this run (seconds):
-
-# %%
+# %% tags=["remove-cell"]
+# Where the time went in this run (seconds): for the benchmark, not the book.
 pd.Series(timings, name="seconds").round(2)

@@ -51,7 +51,7 @@ print(f"{folder}: {len(entries['models'])} models, {len(entries['pairs'])} pairs
 # call it stands for. A node with several outgoing edges is a shared base; a path of edges is a
 # chain, where an updated model is the next pair's base.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-catalog-lineage", "caption": "The lineage of every model the recipes wrote: one node per model, one edge per pair from base to updated model, coloured by the case of the call the pair stands for."}}
 fig = lineage_figure(entries)
 
 # %% [markdown]

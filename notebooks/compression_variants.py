@@ -267,7 +267,7 @@ timings = writer.finish()
 # Every model of the three ladders, its top-1 accuracy on the test set against the bytes of its
 # compressed representation (logarithmic axis); the dashed line is the float model.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-compression-size", "caption": "Top-1 accuracy on the test set against the compressed size in bytes (log scale) of every model of the quantisation, sparsity and NNC ladders; dashed: the float model."}}
 fig, ax = plt.subplots(figsize=(7, 4))
 for ladder, points in results.items():
     sizes, top1s = zip(*sorted(points), strict=True)
@@ -277,7 +277,6 @@ ax.set_xscale("log")
 ax.set_xlabel("compressed size (bytes)")
 ax.set_ylabel("top-1 (%)")
 ax.legend()
-ax.set_title("Accuracy versus size of each compressed variant")
 fig.tight_layout()
 
 # %% [markdown]
@@ -290,10 +289,8 @@ fig.tight_layout()
 entries = manifest.load(writer.folder)
 pair_table(entries, "compression_variants").round(4)
 
-# %% [markdown]
-# Where the time went in this run (seconds):
-
-# %%
+# %% tags=["remove-cell"]
+# Where the time went in this run (seconds): for the benchmark, not the book.
 import pandas as pd
 
 pd.Series(timings, name="seconds").round(2)

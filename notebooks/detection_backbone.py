@@ -42,11 +42,11 @@
 # found by which tensors the detector shares in memory with the classifier it was built around. Its
 # change statistics compare the mapped tensors under the updated names, and its `reuse` record
 # lists the updated tensors copied unchanged, changed, and new, and the base tensors dropped (the
-# classifier's last layer), with their sizes. In the ONNX files every tensor keeps its framework
-# name as an initializer (TorchScript exporter, opset 17, no constant folding); each detector's
-# boxes, scores and labels are checked in onnxruntime against PyTorch on test images and on a
-# larger image (the height and width are dynamic). The metric is the box mAP at IoU 0.5 and the
-# COCO mAP@[.5:.95], computed by torchmetrics with pycocotools on the test split.
+# classifier's last layer), with their sizes. The detectors are exported as {ref}`output-format`
+# says for detectors; each one's boxes, scores and labels are checked in onnxruntime against
+# PyTorch on `parity_count` test images and on an enlarged copy of one. The metric is the box mAP
+# at IoU 0.5 and the COCO mAP@[.5:.95], computed by torchmetrics with pycocotools on the test
+# split.
 
 # %% tags=["parameters"]
 profile = "ci"  # "ci": digit canvases from scikit-learn's digits; "full": Pascal VOC 2012
@@ -192,10 +192,10 @@ results.loc["base (classifier)", "top-1 %"] = top1
 results.round(2)
 
 # %% [markdown]
-# Training loss (sum of FCOS's classification, box and centre-ness losses), mean over each tenth
-# of the run:
+# The training loss of the three detectors, which start from the same new layers and train for
+# the same steps:
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-detection-loss", "caption": "Training loss of each detector (FCOS's classification, box and centre-ness losses summed), the mean over each tenth of the run, against the training step."}}
 fig, ax = plt.subplots(figsize=(6, 3))
 for name, curve in losses.items():
     ax.plot([(i + 1) / len(curve) * detector_steps for i in range(len(curve))], curve, marker="o",
@@ -237,7 +237,7 @@ pd.DataFrame(
 # A few test canvases with the detections scoring at least 0.3 (solid, with class and score) and
 # the true boxes (dashed), for the two detectors built on the base.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-detection-examples", "caption": "The first test canvases: true boxes dashed, detections scoring at least 0.3 solid with their class and score; top row `detector-frozen`, bottom row `detector-finetuned`."}}
 shown = detection.test[:4]
 fig, axes = plt.subplots(2, len(shown), figsize=(2.6 * len(shown), 5.4))
 for row, name in zip(axes, ["detector-frozen", "detector-finetuned"], strict=True):
@@ -255,8 +255,6 @@ for row, name in zip(axes, ["detector-frozen", "detector-finetuned"], strict=Tru
     row[0].set_title(name, loc="left", fontsize=10)
 fig.tight_layout()
 
-# %% [markdown]
-# Where the time went in this run (seconds):
-
-# %%
+# %% tags=["remove-cell"]
+# Where the time went in this run (seconds): for the benchmark, not the book.
 pd.Series(timings, name="seconds").round(2)

@@ -168,7 +168,7 @@ print(
 # ## Recording the models and pairs
 #
 # Each global model and each kept client model is loaded into the network, measured on the test
-# split and written like every other model of the book (safetensors, ONNX, manifest entry).
+# split and written like every other model of the book ({ref}`output-format`).
 
 # %%
 local = TrainConfig(epochs=local_epochs, lr=local_lr, seed=seed)
@@ -224,7 +224,7 @@ pd.DataFrame(rows).set_index("model").round(2)
 # coded whole. The figure sets the global model's accuracy beside the size of each round's step,
 # and the line under it compares those steps with the clients' updates of `client_round`.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-federated-rounds", "caption": "Left: the global model's top-1 accuracy on the test split after each round (round 0: the warm start). Right: the bytes of each round's global update coded by NNC's incremental mode at QP `qp`; dashed: the mean size of a client's update in `client_round`."}}
 from pairzoo import manifest, view
 
 entries = manifest.load(writer.folder)
@@ -279,8 +279,6 @@ print(
 # `FLWR_TELEMETRY_ENABLED=0` there too. Outside a simulation the client updates travel over gRPC,
 # which is where an FL codec plugs in: on the `ArrayRecord` a client replies with.
 
-# %% [markdown]
-# Where the time went in this run (seconds):
-
-# %%
+# %% tags=["remove-cell"]
+# Where the time went in this run (seconds): for the benchmark, not the book.
 pd.Series(timings, name="seconds").round(2)

@@ -28,12 +28,12 @@
 # (a fresh head; the dataset's NCHW images permuted and resized to 224×224 inside the network), on
 # CIFAR-10 from `$PAIRZOO_DATA` (CIFAR-100 by `dataset`), base on classes 0–7.
 #
-# Every model is written three ways: the Keras model itself (`.keras`), its weights as safetensors
-# under their Keras paths (`block1_conv/kernel`, `head/bias`, …; the pair statistics are computed
-# from these), and ONNX converted by tf2onnx from a `tf.function` and checked in onnxruntime. The
-# ONNX initializers keep tf2onnx's names: TensorFlow's graph optimiser folds BatchNorm into the
-# convolutions while converting, so the ONNX graph does not hold Keras's tensors one by one
-# (the manifest says `initializer_names: exporter`). Compare tensors through the safetensors files.
+# Every model is written as a Keras model is ({ref}`output-format`): the `.keras` file, its weights
+# as safetensors under their Keras paths (`block1_conv/kernel`, `head/bias`, …; the pair statistics
+# are computed from these), and ONNX converted by tf2onnx from a `tf.function`. TensorFlow's graph
+# optimiser folds BatchNorm into the convolutions while converting, so the ONNX graph does not hold
+# Keras's tensors one by one (the manifest says `initializer_names: exporter`): compare tensors
+# through the safetensors files.
 #
 # | updated model | task | how |
 # |---|---|---|
@@ -166,11 +166,9 @@ pair_table(entries).round(4)
 # The relative L2 change of each Keras tensor from the base for the two ways of fine-tuning the
 # grown head (the head measured on the block that continues the base's head).
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-keras-head-change", "caption": "Relative L2 change of each Keras tensor from the base after the head grew to every class of the dataset: `add-head` (head only fine-tuned) against `add-whole` (whole network fine-tuned); the head is measured on the block of its kernel and bias that continues the base's."}}
 figure = change_figure(entries, ["add-head", "add-whole"], "Change per Keras tensor, head 8 → 10")
 
-# %% [markdown]
-# Where the time went in this run (seconds):
-
-# %%
+# %% tags=["remove-cell"]
+# Where the time went in this run (seconds): for the benchmark, not the book.
 pd.Series(timings, name="seconds").round(2)

@@ -48,10 +48,10 @@
 #
 # Every language model is measured by its **perplexity** and **next-token top-1 accuracy** on the held-out
 # windows of its own domain; the code models also on the prose (the pair records the base's and the
-# update's perplexity there: the forgetting). Every model is written as safetensors (the adapter
-# also as PEFT saves it) and as ONNX for a fixed context (token ids in, logits out; every framework
-# tensor an initializer under its own name), checked in onnxruntime against PyTorch relative to
-# the logits' scale, so the `update_coding` recipe codes and scores these pairs without PyTorch.
+# update's perplexity there: the forgetting). Every model is exported and checked as in every
+# recipe ({ref}`output-format`; the adapter is also saved as PEFT saves it), its ONNX for a fixed
+# context (token ids in, logits out), so the `update_coding` recipe codes and scores these pairs
+# without PyTorch.
 
 # %% tags=["parameters"]
 profile = "ci"  # "ci": text shipped with Python; the full profile is not available yet
@@ -458,7 +458,7 @@ Markdown(reading())
 # The relative L2 change of every weight matrix between the base and the full fine-tune, and
 # between the base and each merged LoRA model.
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "lm-weight-change", "caption": "Relative L2 change of each weight matrix (attention and MLP projections of both layers), base to full fine-tune and base to each merged LoRA model, on a log scale."}}
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-lm-weight-change", "caption": "Relative L2 change of each weight matrix (attention and MLP projections of both layers), base to full fine-tune and base to each merged LoRA model, on a log scale."}}
 fig, ax = plt.subplots(figsize=(9, 3.5))
 for name in ["finetune-code"] + [f"lora-{rank}-merged" for rank in lora_ranks]:
     tensors = entries["pairs"][f"{writer.recipe}/base..{name}"]["stats"]["tensors"]
@@ -501,8 +501,12 @@ pd.DataFrame.from_dict(
 
 # %% [markdown]
 # Perplexity on the held-out prose along the continued pre-training (the chain and the epochs
-# ladder), and the bfloat16 models against their float32 originals.
+# ladder), and the bfloat16 base against its float32 original (the bfloat16 fine-tune is in the
+# table of the models above).
 
 # %%
 display(models.loc[[n for n in models.index if n.startswith(("base", "chain", "epochs"))]].round(3))
+
+# %% tags=["remove-cell"]
+# Where the time went in this run (seconds): for the benchmark, not the book.
 print(np.round(pd.Series(timings, name="seconds"), 2).to_string())

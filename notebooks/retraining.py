@@ -35,10 +35,9 @@
 # the base starts from torchvision's published ImageNet weights, so every update refines a network
 # that is already good; {doc}`../book/full_set` gives the commands, times and disk space.
 #
-# Every model is written as safetensors (the framework's tensors) and ONNX (opset 18, each
-# framework tensor an initializer under its own name, BatchNorm unfolded), checked in onnxruntime,
-# and entered in the manifest with its training record and test accuracy. Each pair gets per-tensor
-# change statistics: fraction of values changed, relative L2 norm of the delta, max |Δ|.
+# Every model is exported and checked as in every recipe ({ref}`output-format`) and entered in
+# the manifest with its training record and test accuracy, every pair with its per-tensor change
+# statistics.
 
 # %% tags=["parameters"]
 profile = "ci"  # "ci": scikit-learn's digits; "full": `dataset` from $PAIRZOO_DATA
@@ -191,7 +190,7 @@ pair_table(entries, "retraining").round(4)
 # Longer training moves every layer further; how evenly it does so is what a codec's per-layer
 # rate allocation has to follow.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-retraining-ladder", "caption": "Relative L2 change ‖Δ‖/‖base‖ of every weight tensor of the network, from the base to each rung of the epochs ladder (base + *k* epochs on the base's own data), on a log scale."}}
 fig, ax = plt.subplots(figsize=(8, 3.5))
 for epoch in ladder:
     tensors = entries["pairs"][f"retraining/base..epochs-{epoch}"]["stats"]["tensors"]
@@ -201,12 +200,9 @@ ax.set_yscale("log")
 ax.set_ylabel("‖Δ‖ / ‖base‖")
 ax.tick_params(axis="x", rotation=45)
 ax.legend()
-ax.set_title("Relative change per weight tensor, base → base + k epochs")
 fig.tight_layout()
 
-# %% [markdown]
-# Where the time went in this run (seconds; `train` is the optimisation itself, the rest is the
-# plumbing of writing test data):
-
-# %%
+# %% tags=["remove-cell"]
+# Where the time went in this run (seconds): `train` is the optimisation itself, the rest is
+# the plumbing of writing test data; for the benchmark, not the book.
 pd.Series(timings, name="seconds").round(2)

@@ -148,13 +148,11 @@ pair_table(entries).round(4)
 # head (the head measured on the block that continues the base's head). Head-only fine-tuning
 # leaves every other tensor untouched; whole-network fine-tuning moves all of them.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-transfer-head-change", "caption": "Relative L2 change of each tensor from the base after the head grew to every class of the dataset: `add-head` (head only fine-tuned) against `add-whole` (whole network fine-tuned); the head is measured on the block that continues the base's head."}}
 figure = change_figure(entries, ["add-head", "add-whole"], "Change per tensor, head 8 → 10")
 
-# %% [markdown]
-# Where the time went in this run (seconds):
-
-# %%
+# %% tags=["remove-cell"]
+# Where the time went in this run (seconds): for the benchmark, not the book.
 import pandas as pd
 
 pd.Series(timings, name="seconds").round(2)

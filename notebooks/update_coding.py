@@ -21,7 +21,8 @@
 # **NNCodec** (MPEG NNR / NNC, second edition, which adds incremental coding).
 #
 # For each pair, the updated model is coded in three ways along a ladder of quantisation
-# parameters (QP; the step of weight tensors is $2^{QP/4}$, finer for smaller QP):
+# parameters (QP; the step of weight tensors is $2^{\lfloor QP/4 \rfloor}(1 + (QP \bmod 4)/4)$,
+# about $2^{QP/4}$, finer for smaller QP):
 #
 # | method | what is coded | what the receiver needs |
 # |---|---|---|
@@ -194,7 +195,7 @@ table.set_index("pair").round(3) if not table.empty else print("(no pairs)")
 # file below), grouped by relation: the metric change against bits per parameter for every method
 # (log scale; lossless baselines as single points, the raw float32 model at 32 bits).
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-coding-ladder", "caption": "Metric change (points) against bits per parameter (log scale) along the QP ladder, for every coding method, one panel per recipe and relation; the dashed line is the loss `tolerance` that picks the operating points."}}
 styles = {
     "nnc-full": ("C0", "o-"),
     "nnc-incremental": ("C1", "s-"),
@@ -292,8 +293,9 @@ Markdown(reading())
 
 # %% [markdown]
 # All rows, for every pair, method and QP, are in `update_coding/results.csv` of the output folder.
-# The time spent here (seconds; `code` is the wall time of coding every pair in `workers` processes):
 
-# %%
+# %% tags=["remove-cell"]
+# The time spent here (seconds; `code` is the wall time of coding every pair in `workers`
+# processes): for the benchmark, not the book.
 timings = {k: round(v, 2) for k, v in sorted(SECONDS.items())}
 pd.Series(timings, name="seconds")
