@@ -128,7 +128,7 @@ def _canvases(
 def digit_canvases(
     digits: ImageData, train: int = 1000, test: int = 200, size: int = CANVAS_SIZE, seed: int = 0
 ) -> DetectionData:
-    """Canvases of `DIGITS_PER_CANVAS` digits, each scaled to `DIGIT_SIDES` pixels, boxes tight.
+    """Canvases of `DIGITS_PER_CANVAS` digits scaled to `DIGIT_SIDES` px; boxes tight on the ink.
 
     Train canvases use the digits' train split, test canvases its test split; the same seed
     gives the same set.
