@@ -73,11 +73,11 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from pairzoo import manifest, view
+from pairzoo import architectures, manifest, view
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, select_classes, stratified_subset, unit_pixels
-from pairzoo.evaluate import mse, psnr
 from pairzoo.export import OnnxExporter, upstream_initializers
+from pairzoo.metrics import mse, psnr
 from pairzoo.models import build_model, grow_head
 from pairzoo.publish import PairWriter, Training
 from pairzoo.report import recipe_entries, structure_table
@@ -87,8 +87,8 @@ from pairzoo.transfer import forgetting
 
 if profile == "ci":
     torch.set_num_threads(1)  # tiny networks: fastest on one thread, and the same everywhere
-ae_architecture = ae_architecture or {"ci": "digits-ae", "full": "cifar-ae"}[profile]
-lstm_architecture = lstm_architecture or {"ci": "digits-lstm", "full": "cifar-lstm"}[profile]
+ae_architecture = ae_architecture or architectures.default("autoencoder", profile)
+lstm_architecture = lstm_architecture or architectures.default("sequence", profile)
 data = load_dataset(profile)
 writer = PairWriter("autoencoder_lstm", profile, data, artifacts)
 ae_exporter = OnnxExporter(data.x_test[:64], output_name="reconstruction")

@@ -62,10 +62,9 @@ import torch
 
 from pairzoo.catalog import pair_table
 from pairzoo.compression import (
-    Variant,
     int8_qdq,
-    load_state,
     make_permanent,
+    nnc_reconstruction,
     prune_magnitude,
     quantised,
     sparse_size,
@@ -87,7 +86,6 @@ data = load_dataset(profile, dataset)
 weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
 writer = PairWriter("compression_variants", profile, data, artifacts)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
-TORCH = {"tool": "pytorch", "tool_version": torch.__version__}
 
 # %% [markdown]
 # `publish` measures a model's top-1 accuracy on the test set and writes it with its `compression`
@@ -195,12 +193,8 @@ print(f"  int8 QDQ: top-1 {qdq_top1:6.2f}% in onnxruntime (float {float_top1:.2f
 no_training = {"epochs": 0, "note": "no training: derived from the float model"}
 for b in bits:
     variant = quantised(net, b)
-    compression = {
-        "method": "uniform-quantisation",
-        "parameters": {"bits": b, "granularity": "per-output-channel", "symmetric": True},
-        **TORCH,
-    }
-    publish("quantisation", f"quant-{b}bit", variant, no_training, compression, f"{b}-bit weights")
+    publish("quantisation", f"quant-{b}bit", variant, no_training, variant.record(),
+            f"{b}-bit weights")  # fmt: skip
 chain([f"quant-{b}bit" for b in bits], "quantisation")
 
 # %% [markdown]
@@ -219,12 +213,8 @@ for s in sparsities:
     make_permanent(model)
     name = f"sparse-{round(100 * s)}"
     zeros[name] = weight_sparsity(model)
-    compression = {
-        "method": "magnitude-pruning",
-        "parameters": {"sparsity": s, "granularity": "global-unstructured", "criterion": "L1"},
-        **TORCH,
-    }
-    publish("sparsity", name, sparse_size(model), finetune, compression, f"{s:.0%} zero weights")
+    variant = sparse_size(model, s)
+    publish("sparsity", name, variant, finetune, variant.record(), f"{s:.0%} zero weights")
 
 
 def zeros_in_base(base_name, updated_name):
@@ -245,17 +235,9 @@ chain([f"sparse-{round(100 * s)}" for s in sparsities], "sparsity", zeros_in_bas
 tensors = {name: t.numpy() for name, t in float_state(net).items()}
 nnc_names = []
 for qp in sorted(qps, reverse=True):
-    coding = codec.nnc_full(tensors, codec.NncSettings(qp))
-    measure = "NNC bitstream bytes (whole model)"
-    variant = Variant(load_state(net, coding.reconstruction), coding.size, measure)
-    compression = {
-        "method": "nnc",
-        "parameters": coding.settings,
-        "tool": codec.CODEC,
-        "tool_version": codec.codec_version(),
-    }
+    variant = nnc_reconstruction(net, codec.nnc_full(tensors, codec.NncSettings(qp)))
     name = f"nnc-qp{qp}"
-    publish("NNC", name, variant, no_training, compression, f"NNC reconstruction at QP {qp}")
+    publish("NNC", name, variant, no_training, variant.record(), f"NNC reconstruction at QP {qp}")
     nnc_names.append(name)
 chain(nnc_names, "nnc")
 

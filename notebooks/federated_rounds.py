@@ -63,6 +63,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
+from pairzoo import architectures
 from pairzoo.catalog import pair_table
 from pairzoo.data import load_dataset, stratified_subset
 from pairzoo.export import float_state, load_state
@@ -71,7 +72,7 @@ from pairzoo.publish import PairWriter, Training
 from pairzoo.train import accuracy, train
 from pairzoo.train_config import TrainConfig
 
-architecture = architecture or {"ci": "digits-cnn", "full": "resnet18"}[profile]
+architecture = architecture or architectures.default("federated", profile)
 data = load_dataset(profile)
 writer = PairWriter("federated_rounds", profile, data, artifacts)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")

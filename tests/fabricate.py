@@ -9,8 +9,8 @@ import torch
 import torchvision
 from PIL import Image
 
-from pairzoo.models import ARCHITECTURES
-from pairzoo.pretrained import TORCHVISION_WEIGHTS
+from pairzoo.architectures import ARCHITECTURES
+from pairzoo.pretrained import torchvision_weights
 
 WNIDS = ("n01440764", "n01443537", "n01484850")
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -129,9 +129,9 @@ def voc(root: Path, ids: tuple[str, ...] = ("2008_000001", "2008_000002", "2008_
 
 def torch_weights(torch_home: Path, architecture: str, seed: int = 0) -> Path:
     """A randomly initialised 1000-class state dict under the file name torch.hub caches it as."""
-    name = Path(TORCHVISION_WEIGHTS[architecture].url).name
+    name = Path(torchvision_weights(architecture).url).name
     path = torch_home / "hub" / "checkpoints" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    torch.save(ARCHITECTURES[architecture](1000, 3).state_dict(), path)
+    torch.save(ARCHITECTURES[architecture].build()(1000, 3).state_dict(), path)
     return path

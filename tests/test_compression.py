@@ -48,6 +48,14 @@ def test_quantised_model_keeps_biases_and_counts_bytes():
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
     weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert variant.size_bytes > 4 * weights / 8
+    assert variant.record() == {
+        "method": "uniform-quantisation",
+        "parameters": {"bits": 4, "granularity": "per-output-channel", "symmetric": True},
+        "tool": "pytorch",
+        "tool_version": torch.__version__,
+        "size_bytes": variant.size_bytes,
+        "size_measure": variant.size_measure,
+    }
 
 
 @pytest.mark.parametrize("sparsity", [0.25, 0.9])
@@ -57,9 +65,10 @@ def test_pruning_gives_the_exact_global_sparsity_and_is_permanent(sparsity):
     zero, total = weight_sparsity(model)
     assert zero == round(sparsity * total)
     assert not any(name.endswith("_orig") for name in model.state_dict())
-    assert (
-        sparse_size(model).size_bytes < sparse_size(build_model("digits-cnn", 10, 1, 0)).size_bytes
-    )
+    dense = build_model("digits-cnn", 10, 1, 0)
+    variant = sparse_size(model, sparsity)
+    assert variant.size_bytes < sparse_size(dense, sparsity).size_bytes
+    assert variant.record()["parameters"]["sparsity"] == sparsity
 
 
 def test_load_state_rejects_tensors_that_do_not_fit():

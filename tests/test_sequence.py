@@ -7,8 +7,9 @@ import torch
 
 from pairzoo.data import unit_pixels
 from pairzoo.errors import PairzooError
-from pairzoo.evaluate import OnnxEvaluator, mse, psnr
+from pairzoo.evaluate import OnnxEvaluator
 from pairzoo.export import OnnxExporter, float_state, upstream_initializers
+from pairzoo.metrics import mse, psnr
 from pairzoo.models import build_model, remap_head
 from pairzoo.train import accuracy, predict, train
 from pairzoo.train_config import TrainConfig
@@ -71,8 +72,11 @@ def test_autoencoder_learns_with_mse_and_scores_alike_in_onnx(tmp_path, digits):
     assert exported.max_abs_diff <= 1e-4
     assert [o.name for o in onnx.load(str(exported.path)).graph.output] == ["reconstruction"]
     originals = unit_pixels(digits.info.id, digits.x_test)
-    expected = psnr(unit_pixels(digits.info.id, predict(model, digits.x_test)), originals)
+    reconstructions = unit_pixels(digits.info.id, predict(model, digits.x_test))
+    expected = psnr(reconstructions, originals)
     assert OnnxEvaluator(exported.path, digits, "psnr")() == pytest.approx(expected, abs=1e-4)
+    error = OnnxEvaluator(exported.path, digits, "reconstruction-mse")()
+    assert error == pytest.approx(mse(reconstructions, originals), abs=1e-6)
     with pytest.raises(PairzooError, match="unknown loss"):
         train(model, x, x, TrainConfig(epochs=1, loss="l1"))
 

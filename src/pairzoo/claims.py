@@ -16,7 +16,8 @@ from onnx import numpy_helper
 
 from pairzoo.coded_samples import measured_split
 from pairzoo.errors import PairzooError
-from pairzoo.evaluate import INPUT_TYPES, SCORES, OnnxEvaluator
+from pairzoo.evaluate import INPUT_TYPES, OnnxEvaluator
+from pairzoo.metrics import scorer
 from pairzoo.stats import pair_stats, renamed, reuse_record, slice_change
 
 # Relative tolerance of recomputed float statistics (the same float64 sums, so equal in practice).
@@ -104,7 +105,7 @@ def metric_problems(
     """Re-score every metric with a framework-free scorer: problems, warnings, metrics left out."""
     problems, warnings, skipped = [], [], []
     for metric, measurement in sorted(record["metrics"].items()):
-        if metric not in SCORES:
+        if scorer(metric) is None:
             skipped.append(metric)
             continue
         try:

@@ -17,7 +17,8 @@ from pairzoo import codec
 from pairzoo.atomic import atomic_path
 from pairzoo.data import ImageData, load_by_id, select_classes
 from pairzoo.errors import PairzooError
-from pairzoo.evaluate import SCORES, OnnxEvaluator
+from pairzoo.evaluate import OnnxEvaluator
+from pairzoo.metrics import scorer
 from pairzoo.staged_output import StagedOutput
 from pairzoo.tree import Tree
 from pairzoo.view import Folder, Pair
@@ -63,7 +64,7 @@ def unscoreable(pair: Pair) -> str | None:
     record = pair.updated.record
     if record["onnx"].get("initializer_names", "framework") != "framework":
         return "its ONNX initializers are named by the exporter, not by the framework"
-    if any(metric in SCORES for metric in record["metrics"]):
+    if any(scorer(metric) for metric in record["metrics"]):
         return None
     return f"no framework-free scorer for {', '.join(sorted(record['metrics']))}"
 
@@ -77,7 +78,7 @@ def measured_split(measurement: dict) -> ImageData:
 
 
 def _metric(record: dict) -> str:
-    known = [m for m in record["metrics"] if m in SCORES]
+    known = [m for m in record["metrics"] if scorer(m)]
     if not known:
         raise PairzooError(f"none of the metrics {sorted(record['metrics'])} can be scored here")
     return known[0]

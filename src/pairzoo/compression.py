@@ -25,6 +25,7 @@ from onnxruntime.quantization import (
 from torch import nn
 from torch.nn.utils import prune
 
+from pairzoo import codec
 from pairzoo.atomic import atomic_path
 from pairzoo.errors import PairzooError
 from pairzoo.export import float_state
@@ -37,11 +38,34 @@ PRUNABLE = (nn.Conv2d, nn.Linear)
 
 @dataclass(frozen=True)
 class Variant:
-    """A compressed model, its compressed size in bytes and how that size is counted."""
+    """A compressed model: how it was made (method, parameters, tool) and its compressed size."""
 
     model: nn.Module
+    method: str
+    parameters: dict
+    tool: str
+    tool_version: str
     size_bytes: int
     size_measure: str
+
+    def record(self) -> dict:
+        """The manifest's `compression` block: method, parameters, tool, version and size."""
+        return {
+            "method": self.method,
+            "parameters": self.parameters,
+            "tool": self.tool,
+            "tool_version": self.tool_version,
+            "size_bytes": self.size_bytes,
+            "size_measure": self.size_measure,
+        }
+
+
+def _torch_variant(
+    model: nn.Module, method: str, parameters: dict, bits: int, measure: str
+) -> Variant:
+    """A variant made by PyTorch code here, its size `bits` rounded up to bytes plus the rest."""
+    size = math.ceil(bits / 8) + _other_bytes(model)
+    return Variant(model, method, parameters, "pytorch", torch.__version__, size, measure)
 
 
 def quantise_per_channel(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +104,8 @@ def quantised(model: nn.Module, bits: int) -> Variant:
         module.weight.copy_(dequantised)
         size_bits += bits * module.weight.numel() + FLOAT_BITS * step.numel()
     measure = "bits × weights + 32 bits per channel step, other tensors float32; in bytes"
-    return Variant(variant, math.ceil(size_bits / 8) + _other_bytes(variant), measure)
+    parameters = {"bits": bits, "granularity": "per-output-channel", "symmetric": True}
+    return _torch_variant(variant, "uniform-quantisation", parameters, size_bits, measure)
 
 
 def prune_magnitude(model: nn.Module, sparsity: float) -> nn.Module:
@@ -110,8 +135,8 @@ def weight_sparsity(model: nn.Module) -> tuple[int, int]:
     return sum(int((w == 0).sum()) for w in weights), sum(w.numel() for w in weights)
 
 
-def sparse_size(model: nn.Module) -> Variant:
-    """The model's size with its layer weights stored as nonzeros and their flat indices."""
+def sparse_size(model: nn.Module, sparsity: float) -> Variant:
+    """A model pruned to `sparsity` (`prune_magnitude`), sized as nonzero weights and indices."""
     size_bits = 0
     for _, module in _weights(model):
         weight = module.weight.detach()
@@ -121,7 +146,8 @@ def sparse_size(model: nn.Module) -> Variant:
         "nonzero weights × (32 + ceil(log2(tensor size)) index bits), other tensors float32; "
         "in bytes"
     )
-    return Variant(model, math.ceil(size_bits / 8) + _other_bytes(model), measure)
+    parameters = {"sparsity": sparsity, "granularity": "global-unstructured", "criterion": "L1"}
+    return _torch_variant(model, "magnitude-pruning", parameters, size_bits, measure)
 
 
 def load_state(model: nn.Module, tensors: dict[str, np.ndarray]) -> nn.Module:
@@ -134,6 +160,14 @@ def load_state(model: nn.Module, tensors: dict[str, np.ndarray]) -> nn.Module:
         raise PairzooError(f"tensors do not fit the model: missing {missing[:3]}, "
                            f"unexpected {result.unexpected_keys[:3]}")  # fmt: skip
     return variant
+
+
+def nnc_reconstruction(model: nn.Module, coding: codec.Coding) -> Variant:
+    """A copy of `model` holding an NNC coding's reconstruction, sized by its bitstream."""
+    measure = "NNC bitstream bytes (whole model)"
+    variant = load_state(model, coding.reconstruction)
+    version = codec.codec_version()
+    return Variant(variant, "nnc", coding.settings, codec.CODEC, version, coding.size, measure)
 
 
 class _Batches(CalibrationDataReader):

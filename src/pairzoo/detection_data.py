@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torchvision
 
+from pairzoo.architectures import IMAGENET_MEAN, IMAGENET_STD
 from pairzoo.data import DatasetInfo, ImageData, load_digits
 from pairzoo.errors import PairzooError
 from pairzoo.profiles import check_profile, data_dir
@@ -24,6 +25,9 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
     "tvmonitor",
 )  # fmt: skip
+CANVAS_SIZE = 32  # the side of a digit canvas, in pixels
+DIGITS_PER_CANVAS = (1, 3)  # fewest and most digits drawn for a canvas (fewer fit at times)
+DIGIT_SIDES = (8, 14)  # smallest and largest side a pasted digit is scaled to, in pixels
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class DetectionData:
 
 def digit_canvases_info(size: int, count: dict[str, int], seed: int) -> DatasetInfo:
     """The manifest's description of a generated digit-canvas set."""
+    fewest, most = DIGITS_PER_CANVAS
     return DatasetInfo(
         id="digit-canvases",
         name=f"digit canvases: scikit-learn's digits pasted on {size}x{size} canvases",
@@ -66,7 +71,8 @@ def digit_canvases_info(size: int, count: dict[str, int], seed: int) -> DatasetI
         "UCI Machine Learning Repository, 1998. doi:10.24432/C50P49",
         licence="CC BY 4.0 (derived from scikit-learn's digits)",
         splits={
-            split: f"{n} canvases of 1-3 digits from the digits' {split} split, seed {seed}"
+            split: f"{n} canvases of {fewest}-{most} digits from the digits' {split} split, "
+            f"seed {seed}"
             for split, n in count.items()
         },
     )
@@ -77,7 +83,7 @@ def _paste(
 ) -> np.ndarray | None:
     """Paste `digit` (8×8, [-1, 1]) scaled to a random side at a free spot; its ink box or None."""
     size = canvas.shape[-1]
-    side = int(rng.integers(8, 15))
+    side = int(rng.integers(DIGIT_SIDES[0], DIGIT_SIDES[1] + 1))
     for _ in range(20):
         x, y = (int(v) for v in rng.integers(0, size - side + 1, 2))
         spot = np.array([x, y, x + side, y + side], dtype=np.float32)
@@ -109,7 +115,8 @@ def _canvases(
     for _ in range(count):
         canvas = np.full((1, size, size), -1.0, dtype=np.float32)
         boxes, kept, taken = [], [], []
-        for index in rng.choice(len(images), int(rng.integers(1, 4)), replace=False):
+        drawn = int(rng.integers(DIGITS_PER_CANVAS[0], DIGITS_PER_CANVAS[1] + 1))
+        for index in rng.choice(len(images), drawn, replace=False):
             box = _paste(canvas, images[index, 0], rng, taken)
             if box is not None:
                 boxes.append(box)
@@ -119,9 +126,9 @@ def _canvases(
 
 
 def digit_canvases(
-    digits: ImageData, train: int = 1000, test: int = 200, size: int = 32, seed: int = 0
+    digits: ImageData, train: int = 1000, test: int = 200, size: int = CANVAS_SIZE, seed: int = 0
 ) -> DetectionData:
-    """Canvases of 1–3 digits, each scaled to 8–14 pixels, boxes tight around the ink.
+    """Canvases of `DIGITS_PER_CANVAS` digits scaled to `DIGIT_SIDES` px; boxes tight on the ink.
 
     Train canvases use the digits' train split, test canvases its test split; the same seed
     gives the same set.
@@ -212,8 +219,8 @@ def load_voc(root: Path) -> DetectionData:
         classes=VOC_CLASSES,
         info=VOC2012,
         input_shape=(3, None, None),
-        image_mean=(0.485, 0.456, 0.406),
-        image_std=(0.229, 0.224, 0.225),
+        image_mean=IMAGENET_MEAN,
+        image_std=IMAGENET_STD,
     )
 
 

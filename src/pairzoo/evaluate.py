@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +10,10 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from pairzoo.data import ImageData, unit_pixels
+from pairzoo.data import ImageData
 from pairzoo.errors import PairzooError
 from pairzoo.image_files import DecodedImages, ImageFiles
+from pairzoo.metrics import METRICS, scorer
 
 
 def providers() -> list[str]:
@@ -22,63 +23,6 @@ def providers() -> list[str]:
 
 
 INPUT_TYPES = {"tensor(int64)": np.int64}
-
-
-def top1(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy in percent."""
-    return 100.0 * float(np.mean(logits.argmax(1) == labels))
-
-
-def mse(reconstructions: np.ndarray, images: np.ndarray) -> float:
-    """Mean squared error over every value."""
-    if reconstructions.shape != images.shape:
-        raise PairzooError(f"reconstructions {reconstructions.shape} differ from {images.shape}")
-    return float(np.mean((reconstructions.astype(np.float64) - images) ** 2))
-
-
-def psnr(reconstructions: np.ndarray, images: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of images in [0, 1] (peak 1): -10·log10(MSE)."""
-    error = mse(reconstructions, images)
-    if error == 0.0:
-        raise PairzooError("PSNR is unbounded for a reconstruction equal to its images")
-    return float(-10.0 * np.log10(error))
-
-
-def next_token_log_probs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """Log-probability (float64) that a causal LM's logits give each next token of `tokens`.
-
-    `logits` (windows, context, vocabulary) at position t predict `tokens` at t + 1.
-    """
-    if logits.shape[:2] != tokens.shape:
-        raise PairzooError(f"logits {logits.shape} do not fit token windows {tokens.shape}")
-    scores = logits[:, :-1].astype(np.float64)
-    peak = scores.max(-1, keepdims=True)
-    normaliser = peak[..., 0] + np.log(np.exp(scores - peak).sum(-1))
-    chosen = np.take_along_axis(scores, tokens[:, 1:, None], -1)[..., 0]
-    return chosen - normaliser
-
-
-def perplexity(logits: np.ndarray, tokens: np.ndarray) -> float:
-    """Perplexity: exp of the mean negative log-likelihood of every next token of every window."""
-    return float(np.exp(-next_token_log_probs(logits, tokens).mean()))
-
-
-def next_token_top1(logits: np.ndarray, tokens: np.ndarray) -> float:
-    """Share (%) of next tokens that are the highest-scoring token of the logits before them."""
-    return 100.0 * float(np.mean(logits[:, :-1].argmax(-1) == tokens[:, 1:]))
-
-
-def _psnr(outputs: np.ndarray, inputs: np.ndarray, data: ImageData) -> float:
-    return psnr(unit_pixels(data.info.id, outputs), unit_pixels(data.info.id, inputs))
-
-
-# By metric id: score(outputs, the inputs fed, the test data); see pairzoo.metrics for each.
-SCORES: dict[str, Callable[[np.ndarray, np.ndarray, ImageData], float]] = {
-    "top1": lambda outputs, _, data: top1(outputs, data.y_test),
-    "psnr": _psnr,
-    "perplexity": lambda outputs, inputs, _: perplexity(outputs, inputs),
-    "next-token-top1": lambda outputs, inputs, _: next_token_top1(outputs, inputs),
-}
 
 
 class OnnxEvaluator:
@@ -92,8 +36,10 @@ class OnnxEvaluator:
     def __init__(
         self, onnx_model: Path | bytes, data: ImageData, metric: str, batch_size: int = 512
     ):
-        if metric not in SCORES:
-            raise PairzooError(f"no scorer for metric {metric!r}: known are {sorted(SCORES)}")
+        score = scorer(metric)
+        if score is None:
+            known = sorted(m for m in METRICS if scorer(m))
+            raise PairzooError(f"no scorer for metric {metric!r}: known are {known}")
         if isinstance(onnx_model, bytes):
             proto = onnx.load_from_string(onnx_model)
         else:
@@ -109,7 +55,7 @@ class OnnxEvaluator:
         self.session = ort.InferenceSession(proto.SerializeToString(), providers=providers())
         self.input = self.session.get_inputs()[0]
         self.dtype = INPUT_TYPES.get(self.input.type, np.float32)  # token ids: int64
-        self.score = SCORES[metric]
+        self.score = score
         self.batch_size = batch_size
         self.data, self.x, self.y = data, self._inputs(data), data.y_test
 

@@ -15,10 +15,9 @@ from torchvision.transforms import RandomResizedCrop, v2
 from torchvision.transforms.v2 import functional as F
 
 from pairzoo import distributed
+from pairzoo.architectures import IMAGENET_MEAN, IMAGENET_SIDE, IMAGENET_STD
 from pairzoo.errors import PairzooError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _CROP = RandomResizedCrop(1)  # its scale and ratio ranges, and get_params
 
 
@@ -32,7 +31,7 @@ def _normalise() -> list[v2.Transform]:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
 
 
-def imagenet_transform(train: bool, size: int = 224) -> v2.Compose:
+def imagenet_transform(train: bool, size: int = IMAGENET_SIDE) -> v2.Compose:
     """Train: RandomResizedCrop + flip; eval: Resize(size · 8/7) + CenterCrop; both normalised."""
     return v2.Compose([v2.PILToTensor(), *_geometry(train, size), *_normalise()])
 
@@ -107,7 +106,7 @@ class ImageFiles:
     an integer index or `np.asarray` decodes. Train sets decode with random augmentation.
     """
 
-    def __init__(self, paths: Sequence[str], train: bool, size: int = 224) -> None:
+    def __init__(self, paths: Sequence[str], train: bool, size: int = IMAGENET_SIDE) -> None:
         self.paths = np.asarray(paths, dtype=object)
         self.train = train
         self.size = size

@@ -9,6 +9,7 @@ import numpy as np
 from scipy.io import loadmat
 from torchvision.datasets import ImageFolder
 
+from pairzoo.architectures import IMAGENET_SIDE
 from pairzoo.data import DatasetInfo, ImageData
 from pairzoo.errors import PairzooError
 from pairzoo.image_files import ImageFiles
@@ -72,7 +73,7 @@ def _flat_val(root: Path, classes: list[str]) -> tuple[list[str], np.ndarray]:
     return paths, np.array(labels, dtype=np.int64)
 
 
-def load_imagenet(root: Path, size: int = 224) -> ImageData:
+def load_imagenet(root: Path, size: int = IMAGENET_SIDE) -> ImageData:
     """ImageNet from `root`: classes are the wnids of train/, sorted (torchvision's order)."""
     root = Path(root)
     missing = [str(root / sub) + "/" for sub in ("train", "val") if not (root / sub).is_dir()]

@@ -14,18 +14,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pairzoo import architectures
 from pairzoo.errors import PairzooError
 from pairzoo.pretrained import Pretrained
+from pairzoo.profiles import PROFILES
 from pairzoo.timing import timed
 from pairzoo.train_config import TrainConfig
 
 if TYPE_CHECKING:
     import keras
 
-HEAD = "head"
-KERAS_IMAGE_SIZE = 224  # the side Keras's MobileNetV2 ImageNet weights were trained at
-DEFAULT_ARCHITECTURE = {"ci": "keras-digits-cnn", "full": "keras-mobilenet_v2"}
-HEADS = {"keras-digits-cnn": HEAD, "keras-mobilenet_v2": HEAD}
+HEAD = "head"  # the layer name the builders give the head, as `pairzoo.architectures` records
+HEADS = architectures.heads("keras")
+KERAS_IMAGE_SIZE = architectures.ARCHITECTURES["keras-mobilenet_v2"].input_size[-1]
+DEFAULT_ARCHITECTURE = {p: architectures.default("keras-classifier", p) for p in PROFILES}
 
 
 def load_keras(seed: int | None = None, threads: int | None = None) -> ModuleType:
@@ -105,14 +107,15 @@ def build_model(
     Takes the image shape where `pairzoo.models.build_model` takes the channels: Keras builds
     the input too.
     """
-    if architecture == "keras-digits-cnn" and pretrained is None:
-        return digits_cnn(num_classes, input_shape, seed)
-    if architecture == "keras-mobilenet_v2" and pretrained is not None:
-        return mobilenet_v2(num_classes, input_shape, seed, pretrained)
-    raise PairzooError(
-        f"architecture {architecture!r}: choose keras-digits-cnn (fresh) or keras-mobilenet_v2 "
-        "(from pretrained weights)"
-    )
+    known = {name: architectures.ARCHITECTURES[name] for name in architectures.names("keras")}
+    record = known.get(architecture)
+    if record is not None and (record.weights is None) == (pretrained is None):
+        if pretrained is None:
+            return record.build()(num_classes, input_shape, seed)
+        return record.build()(num_classes, input_shape, seed, pretrained)
+    start = {True: "from pretrained weights", False: "fresh"}
+    choices = [f"{name} ({start[r.weights is not None]})" for name, r in known.items()]
+    raise PairzooError(f"architecture {architecture!r}: choose {' or '.join(choices)}")
 
 
 def _head(architecture: str) -> str:

@@ -23,7 +23,6 @@ from torch import nn
 
 from pairzoo.atomic import atomic_path
 from pairzoo.errors import PairzooError
-from pairzoo.evaluate import next_token_top1, perplexity
 from pairzoo.export import (
     OPSET,
     PARITY_TOLERANCE,
@@ -33,6 +32,7 @@ from pairzoo.export import (
     cast_constants,
 )
 from pairzoo.hf_env import peft, transformers
+from pairzoo.metrics import next_token_top1, perplexity
 from pairzoo.publish import PairWriter, Training
 from pairzoo.text_data import TextData
 from pairzoo.timing import timed

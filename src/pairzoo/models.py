@@ -9,9 +9,11 @@ import torch
 import torchvision
 from torch import nn
 
+from pairzoo import architectures
 from pairzoo.autoencoders import ConvAutoencoder
 from pairzoo.errors import PairzooError
 from pairzoo.pretrained import Pretrained, load_torch_state
+from pairzoo.profiles import PROFILES
 from pairzoo.sequence_models import RowLSTM
 
 
@@ -58,38 +60,44 @@ def _rgb_only(name: str) -> Callable[[int, int], nn.Module]:
     return build
 
 
-def _digits_vit(num_classes: int, in_channels: int) -> nn.Module:
-    from pairzoo.vision_transformers import digits_vit  # transformers: imported when needed
+# The builders `pairzoo.architectures` names: each takes (num_classes, in_channels); the
+# autoencoders have no classes and ignore the first.
+resnet18 = _resnet(18)
+resnet50 = _resnet(50)
+vgg16 = _rgb_only("vgg16")
+mobilenet_v2 = _rgb_only("mobilenet_v2")
+efficientnet_b0 = _rgb_only("efficientnet_b0")
 
-    return digits_vit(num_classes, in_channels)
+
+def digits_ae(_: int, in_channels: int) -> nn.Module:
+    """The ci autoencoder: 16 channels wide, an 8-channel code."""
+    return ConvAutoencoder(in_channels, width=16, code=8)
 
 
-# Each takes (num_classes, in_channels); the autoencoders have no classes and ignore the first.
-ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
-    "digits-cnn": lambda num_classes, in_channels: DigitsCNN(num_classes, in_channels),
-    "resnet18": _resnet(18),
-    "resnet50": _resnet(50),
-    "vgg16": _rgb_only("vgg16"),
-    "mobilenet_v2": _rgb_only("mobilenet_v2"),
-    "efficientnet_b0": _rgb_only("efficientnet_b0"),
-    "digits-ae": lambda _, in_channels: ConvAutoencoder(in_channels, width=16, code=8),
-    "cifar-ae": lambda _, in_channels: ConvAutoencoder(in_channels, width=32, code=16),
-    "digits-lstm": lambda num_classes, in_channels: RowLSTM(num_classes, 8 * in_channels, 64),
-    "cifar-lstm": lambda num_classes, in_channels: RowLSTM(num_classes, 32 * in_channels, 128),
-    "digits-vit": _digits_vit,
-}
-DEFAULT_ARCHITECTURE = {"ci": "digits-cnn", "full": "resnet50"}
-HEADS = {
-    "digits-cnn": "classifier",
-    "resnet18": "fc",
-    "resnet50": "fc",
-    "vgg16": "classifier.6",
-    "mobilenet_v2": "classifier.1",
-    "efficientnet_b0": "classifier.1",
-    "digits-lstm": "classifier",
-    "cifar-lstm": "classifier",
-    "digits-vit": "classifier",
-}
+def cifar_ae(_: int, in_channels: int) -> nn.Module:
+    """The full autoencoder: 32 channels wide, a 16-channel code."""
+    return ConvAutoencoder(in_channels, width=32, code=16)
+
+
+def digits_lstm(num_classes: int, in_channels: int) -> nn.Module:
+    """A row LSTM over 8-pixel rows, 64 hidden units."""
+    return RowLSTM(num_classes, 8 * in_channels, 64)
+
+
+def cifar_lstm(num_classes: int, in_channels: int) -> nn.Module:
+    """A row LSTM over 32-pixel rows, 128 hidden units."""
+    return RowLSTM(num_classes, 32 * in_channels, 128)
+
+
+def digits_vit(num_classes: int, in_channels: int) -> nn.Module:
+    """The small vision transformer for digits (transformers is imported when needed)."""
+    from pairzoo import vision_transformers
+
+    return vision_transformers.digits_vit(num_classes, in_channels)
+
+
+DEFAULT_ARCHITECTURE = {p: architectures.default("classifier", p) for p in PROFILES}
+HEADS = architectures.heads("pytorch")
 
 
 def build_model(
@@ -104,17 +112,15 @@ def build_model(
     With `pretrained`, every tensor but the head's comes from its checkpoint, and the head too when
     it has `num_classes` outputs; otherwise the head is freshly initialised (seeded).
     """
-    if architecture not in ARCHITECTURES:
-        known = ", ".join(sorted(ARCHITECTURES))
-        raise PairzooError(f"unknown architecture {architecture!r}: choose one of {known}")
+    build = architectures.find(architecture, "pytorch").build()
     torch.manual_seed(seed)
     if pretrained is None:
-        return ARCHITECTURES[architecture](num_classes, in_channels)
+        return build(num_classes, in_channels)
     state = load_torch_state(pretrained)
     head = f"{HEADS[architecture]}.weight"
     if head not in state:
         raise PairzooError(f"{pretrained.path} holds no {head}: not {architecture} weights")
-    model = ARCHITECTURES[architecture](len(state[head]), in_channels)
+    model = build(len(state[head]), in_channels)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -7,24 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchvision.models import (
-    EfficientNet_B0_Weights,
-    MobileNet_V2_Weights,
-    ResNet18_Weights,
-    ResNet50_Weights,
-    VGG16_Weights,
-    WeightsEnum,
-)
+from torchvision.models import WeightsEnum, get_weight
 
+from pairzoo.architectures import ARCHITECTURES
 from pairzoo.errors import PairzooError
 
-TORCHVISION_WEIGHTS: dict[str, WeightsEnum] = {
-    "resnet18": ResNet18_Weights.IMAGENET1K_V1,
-    "resnet50": ResNet50_Weights.IMAGENET1K_V1,
-    "vgg16": VGG16_Weights.IMAGENET1K_V1,
-    "mobilenet_v2": MobileNet_V2_Weights.IMAGENET1K_V1,
-    "efficientnet_b0": EfficientNet_B0_Weights.IMAGENET1K_V1,
-}
 KERAS_MOBILENET_V2 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"
 
 
@@ -41,12 +28,20 @@ class Pretrained:
         return {"weights": self.name, "file": self.path.name, "published_top1": self.top1}
 
 
+def torchvision_weights(architecture: str) -> WeightsEnum:
+    """The torchvision ImageNet weights `pairzoo.architectures` names for `architecture`."""
+    record = ARCHITECTURES.get(architecture)
+    if record is None or record.framework != "pytorch" or record.weights is None:
+        known = ", ".join(
+            sorted(a.name for a in ARCHITECTURES.values() if a.framework == "pytorch" and a.weights)
+        )
+        raise PairzooError(f"no pretrained weights for {architecture!r}: known are {known}")
+    return get_weight(record.weights)
+
+
 def torch_checkpoint(architecture: str) -> Pretrained:
     """The torchvision ImageNet weights of `architecture` in $TORCH_HOME/hub/checkpoints."""
-    if architecture not in TORCHVISION_WEIGHTS:
-        known = ", ".join(sorted(TORCHVISION_WEIGHTS))
-        raise PairzooError(f"no pretrained weights for {architecture!r}: known are {known}")
-    weights = TORCHVISION_WEIGHTS[architecture]
+    weights = torchvision_weights(architecture)
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if not path.is_file():
         raise PairzooError(
@@ -82,5 +77,6 @@ def keras_mobilenet_v2(size: int) -> Pretrained:
             f"Keras MobileNetV2 ImageNet weights missing: looked for "
             f"{' and '.join(map(str, looked))} (Keras's cache; $KERAS_HOME/models if set)"
         )
-    top1 = 71.3 if size == 224 else None  # Keras's applications table, 224² inputs
+    record = ARCHITECTURES["keras-mobilenet_v2"]
+    top1 = record.top1 if record.weights == name else None
     return Pretrained(f"keras.applications.MobileNetV2 imagenet ({name})", found[0], top1)

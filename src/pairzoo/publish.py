@@ -16,7 +16,7 @@ from pairzoo.data import ImageData
 from pairzoo.detection_data import DetectionData
 from pairzoo.errors import PairzooError
 from pairzoo.export import Exporter, ModelFiles, OnnxExporter, load_tensors
-from pairzoo.metrics import METRICS
+from pairzoo.metrics import METRICS, definitions
 from pairzoo.pretrained import Pretrained
 from pairzoo.profiles import artifacts_dir
 from pairzoo.staged_output import StagedOutput
@@ -88,7 +88,7 @@ class PairWriter:
         self.folder = distributed.output_folder(artifacts_dir(profile, folder))
         self.output = StagedOutput(self.folder, recipe, profile)
         self.exporter = OnnxExporter(data.x_test[:parity_batch])
-        self.entries: dict = {"datasets": {}, "metrics": dict(METRICS), "models": {}, "pairs": {}}
+        self.entries: dict = {"datasets": {}, "metrics": definitions(), "models": {}, "pairs": {}}
         self.entries["datasets"][data.info.id] = data.info.record(data.sizes)
 
     def model_id(self, name: str) -> str:
