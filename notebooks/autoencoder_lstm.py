@@ -75,7 +75,7 @@ from IPython.display import display
 
 from pairzoo import architectures, manifest, view
 from pairzoo.catalog import pair_table
-from pairzoo.data import load_dataset, select_classes, stratified_subset, unit_pixels
+from pairzoo.data import draw, load_dataset, select_classes, unit_pixels
 from pairzoo.export import OnnxExporter, upstream_initializers
 from pairzoo.metrics import mse, psnr
 from pairzoo.models import build_model, grow_head
@@ -117,23 +117,14 @@ def quality(model):
 
 
 def images(fraction):
-    return data.x_train[stratified_subset(data.y_train, fraction, seed)]
+    return draw(data, fraction, seed).x_train
 
 
 def publish_ae(name, model, config, fraction, start=None, description=""):
-    training = Training(config, fraction, len(images(fraction)), seed, start)
-    metrics = quality(model)
-    writer.add_model(
-        name,
-        model,
-        architecture=ae_architecture,
-        training=training,
-        metrics=metrics,
-        description=description,
-        classes=[],
-        exporter=ae_exporter,
-    )
-    print(f"{name:>14}: PSNR {metrics['psnr']:6.2f} dB on {data.info.id} test")
+    training = Training.of(draw(data, fraction, seed), config, start=start)
+    writer.add_model(name, model, architecture=ae_architecture, training=training,
+                     metrics=quality(model), description=description, classes=[],
+                     exporter=ae_exporter)  # fmt: skip
 
 
 # %% [markdown]
@@ -203,25 +194,16 @@ for step, fraction in enumerate(chain_fractions, start=1):
 
 # %%
 def publish_lstm(name, model, task, config, fraction, start=None, description=""):
-    size = len(stratified_subset(task.y_train, fraction, seed))
-    training = Training(config, fraction, size, seed, start, classes=task.classes)
+    training = Training.of(draw(task, fraction, seed), config, start=start)
     top1 = accuracy(model, task.x_test, task.y_test)
-    writer.add_model(
-        name,
-        model,
-        architecture=lstm_architecture,
-        training=training,
-        metrics={"top1": top1},
-        description=description,
-        classes=task.classes,
-        test_classes=task.classes,
-    )
-    print(f"{name:>14}: top-1 {top1:6.2f}% on classes {', '.join(task.classes)}")
+    writer.add_model(name, model, architecture=lstm_architecture, training=training,
+                     metrics={"top1": top1}, description=description, classes=task.classes,
+                     test_classes=task.classes)  # fmt: skip
 
 
 def fit(model, task, fraction, config):
-    index = stratified_subset(task.y_train, fraction, seed)
-    train(model, task.x_train[index], task.y_train[index], config)
+    drawn = draw(task, fraction, seed)
+    train(model, drawn.x_train, drawn.y_train, config)
 
 
 base_task = select_classes(data, lstm_classes)

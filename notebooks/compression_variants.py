@@ -70,7 +70,7 @@ from pairzoo.compression import (
     sparse_size,
     weight_sparsity,
 )
-from pairzoo.data import calibration_images, load_dataset
+from pairzoo.data import calibration_images, draw, load_dataset
 from pairzoo.evaluate import OnnxEvaluator
 from pairzoo.export import INPUT_NAME, float_state
 from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
@@ -84,35 +84,28 @@ if profile == "ci":
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
 data = load_dataset(profile, dataset)
 weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
-writer = PairWriter("compression_variants", profile, data, artifacts)
+writer = PairWriter(
+    "compression_variants", profile, data, artifacts, architecture=architecture, pretrained=weights
+)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 
 # %% [markdown]
-# `publish` measures a model's top-1 accuracy on the test set and writes it with its `compression`
-# block; `ladder` chains a list of models, most compressed first.
+# Every model is trained on (or derived from a model trained on) all training images. `publish`
+# measures a variant's top-1 accuracy on the test set and writes it with its `compression` block;
+# `ladder` chains a list of models, most compressed first.
 
 # %%
 results: dict[str, list[tuple[int, float]]] = {}
+training_set = draw(data, 1.0, seed)
 
 
 def publish(ladder, name, variant, config, compression, description):
     top1 = accuracy(variant.model, data.x_test, data.y_test)
-    block = {
-        **compression,
-        "size_bytes": variant.size_bytes,
-        "size_measure": variant.size_measure,
-    }
-    writer.add_model(
-        name,
-        variant.model,
-        architecture=architecture,
-        training=Training(config, 1.0, len(data.y_train), seed, "float"),
-        metrics={"top1": top1},
-        description=description,
-        extra={"compression": block},
-    )
+    size = {"size_bytes": variant.size_bytes, "size_measure": variant.size_measure}
+    writer.add_model(name, variant.model, training=Training.of(training_set, config, start="float"),
+                     metrics={"top1": top1}, description=description,
+                     extra={"compression": {**compression, **size}})  # fmt: skip
     results.setdefault(ladder, []).append((variant.size_bytes, top1))
-    print(f"{name:>12}: top-1 {top1:6.2f}%, {variant.size_bytes:7d} bytes")
 
 
 def chain(names, series, describe=lambda base, updated: ""):
@@ -141,12 +134,10 @@ float_top1 = accuracy(net, data.x_test, data.y_test)
 writer.add_model(
     "float",
     net,
-    architecture=architecture,
-    training=Training(config, 1.0, len(data.y_train), seed, pretrained=weights),
+    training=Training.of(training_set, config),
     metrics={"top1": float_top1},
     description="the uncompressed float32 network every variant is made from",
 )
-print(f"       float: top-1 {float_top1:6.2f}%, {float_bytes:7d} bytes")
 
 # %% [markdown]
 # ### An int8 ONNX of the float model

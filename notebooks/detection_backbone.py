@@ -68,6 +68,7 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from pairzoo.data import Subset, draw
 from pairzoo.detection import (
     DetectorConfig,
     build_detector,
@@ -89,7 +90,14 @@ from pairzoo.train_config import TrainConfig
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
 weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
 classification, detection = load_detection_task(profile, canvases, seed)
-writer = PairWriter("detection_backbone", profile, classification, artifacts)
+writer = PairWriter(
+    "detection_backbone",
+    profile,
+    classification,
+    artifacts,
+    architecture=architecture,
+    pretrained=weights,
+)
 print(f"base: {classification.info.name}: {classification.sizes}")
 print(f"detector: {detection.info.name}: {detection.sizes}; writing to {writer.folder}")
 
@@ -110,12 +118,10 @@ top1 = accuracy(base, classification.x_test, classification.y_test)
 writer.add_model(
     "base",
     base,
-    architecture=architecture,
-    training=Training(base_config, 1.0, len(classification.y_train), seed, pretrained=weights),
+    training=Training.of(draw(classification, 1.0, seed), base_config),
     metrics={"top1": top1},
     description="the classifier whose feature layers become the detectors' backbone",
 )
-print(f"base: top-1 {top1:.2f}% on {classification.info.id} test")
 
 # %% [markdown]
 # ## The detectors
@@ -159,11 +165,9 @@ for name, description in variants.items():
         detector,
         architecture=f"fcos({architecture})",
         training=Training(
-            config.record(),
-            1.0,
-            len(detection.train),
-            seed,
-            None if name == "detector-scratch" else "base",
+            config=config.record(),
+            subset=Subset(1.0, seed, len(detection.train)),
+            start=None if name == "detector-scratch" else "base",
         ),
         metrics=scores[name],
         description=description,
@@ -173,9 +177,6 @@ for name, description in variants.items():
     if name != "detector-scratch":
         writer.add_pair("base", name, "backbone-reuse", series="detector", tensor_map=tensor_map)
     detectors[name] = detector
-    print(
-        f"{name:>18}: mAP@0.5 {scores[name]['map50']:5.1f}%  mAP@[.5:.95] {scores[name]['map']:5.1f}%"
-    )
 
 timings = writer.finish()
 

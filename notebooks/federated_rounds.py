@@ -65,7 +65,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from pairzoo import architectures
 from pairzoo.catalog import pair_table
-from pairzoo.data import load_dataset, stratified_subset
+from pairzoo.data import Subset, draw, load_dataset, stratified_subset
 from pairzoo.export import float_state, load_state
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
@@ -74,7 +74,7 @@ from pairzoo.train_config import TrainConfig
 
 architecture = architecture or architectures.default("federated", profile)
 data = load_dataset(profile)
-writer = PairWriter("federated_rounds", profile, data, artifacts)
+writer = PairWriter("federated_rounds", profile, data, artifacts, architecture=architecture)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 
 # %% [markdown]
@@ -97,17 +97,16 @@ pd.DataFrame(
 # %%
 warm_config = TrainConfig(epochs=warm_start_epochs, lr=0.05, seed=seed)
 global_0 = build_model(architecture, len(data.classes), data.input_shape[0], seed)
-train(global_0, data.x_train[warm_index], data.y_train[warm_index], warm_config)
+warm = draw(data, warm_start_fraction, seed)
+train(global_0, warm.x_train, warm.y_train, warm_config)
 top1 = accuracy(global_0, data.x_test, data.y_test)
 writer.add_model(
     "global-0",
     global_0,
-    architecture=architecture,
-    training=Training(warm_config, warm_start_fraction, len(warm_index), seed),
+    training=Training.of(warm, warm_config),
     metrics={"top1": top1},
     description="warm start: trained centrally on a small share of the data",
 )
-print(f"global-0: top-1 {top1:.2f}%")
 
 # %% [markdown]
 # ## The ClientApp and the ServerApp
@@ -179,7 +178,7 @@ federation = {
     "alpha": alpha,
     "local": local.record(),
 }
-client_data = len(rest)
+clients_data = Subset(1.0 - warm_start_fraction, seed, len(rest))
 
 
 def publish(name, tensors, training, description):
@@ -187,12 +186,7 @@ def publish(name, tensors, training, description):
     load_state(model, tensors, name)
     top1 = accuracy(model, data.x_test, data.y_test)
     writer.add_model(
-        name,
-        model,
-        architecture=architecture,
-        training=training,
-        metrics={"top1": top1},
-        description=description,
+        name, model, training=training, metrics={"top1": top1}, description=description
     )
     return top1
 
@@ -200,7 +194,7 @@ def publish(name, tensors, training, description):
 rows = [{"model": "global-0", "round": 0, "top1": top1}]
 for r, tensors in sorted(strategy.globals.items()):
     config = {**federation, "rounds": r}
-    training = Training(config, 1.0 - warm_start_fraction, client_data, seed, f"global-{r - 1}")
+    training = Training(config=config, subset=clients_data, start=f"global-{r - 1}")
     score = publish(f"global-{r}", tensors, training, f"FedAvg of the {clients} clients, round {r}")
     writer.add_pair(f"global-{r - 1}", f"global-{r}", "federated-round", series="global-chain")
     rows.append({"model": f"global-{r}", "round": r, "top1": score})
@@ -209,7 +203,8 @@ base = f"global-{client_round - 1}"
 for k, tensors in sorted(strategy.client_models[client_round].items()):
     name = f"round-{client_round}-client-{k}"
     config = {**federation, "rounds": client_round, "client": k}
-    training = Training(config, len(shards[k]) / len(data.y_train), len(shards[k]), seed, base)
+    shard = Subset(len(shards[k]) / len(data.y_train), seed, len(shards[k]))
+    training = Training(config=config, subset=shard, start=base)
     score = publish(name, tensors, training, f"client {k}'s local model in round {client_round}")
     writer.add_pair(base, name, "federated-client-update", series=f"clients-round-{client_round}")
     rows.append({"model": name, "round": client_round, "top1": score})

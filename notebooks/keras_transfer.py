@@ -80,7 +80,7 @@ data = load_dataset(profile, dataset)
 weights = keras_mobilenet_v2(KERAS_IMAGE_SIZE) if profile == "full" else None
 architecture = DEFAULT_ARCHITECTURE[profile]
 head = HEADS[architecture]
-writer = PairWriter("keras_transfer", profile, data, artifacts)
+writer = PairWriter("keras_transfer", profile, data, artifacts, pretrained=weights)
 keras = load_keras(seed, threads=1 if profile == "ci" else None)  # tiny convolutions: one thread
 print(f"{data.info.name}: {data.sizes}; keras {keras.__version__}; writing to {writer.folder}")
 
@@ -102,9 +102,7 @@ base = build_model(architecture, len(base_classes), data.input_shape, seed, weig
 train(base, base_task.x_train, base_task.y_train, base_config)
 exporter = KerasExporter(data.x_test[:64])
 framework = Framework(remap_head, grow_head, train, accuracy)
-transfer = ClassTransfer(
-    writer, framework, architecture, base, base_classes, seed, weights, exporter
-)
+transfer = ClassTransfer(writer, framework, architecture, base, base_classes, seed, exporter)
 transfer.publish("base", base, base_task, base_config, description="trained on part of the classes")
 
 # %% [markdown]

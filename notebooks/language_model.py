@@ -85,7 +85,7 @@ from IPython.display import Markdown, display
 from pairzoo import codec, manifest, view
 from pairzoo import language_models as lm
 from pairzoo.catalog import pair_table
-from pairzoo.data import load_digits, select_classes
+from pairzoo.data import Subset, draw, load_digits, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.export import OnnxExporter
 from pairzoo.models import build_model, remap_head
@@ -101,7 +101,7 @@ prose = load_text("pydoc-topics", vocab_size, context)
 code = load_text("python-stdlib-source", vocab_size, context)
 config = lm.LMConfig(vocab_size, hidden_size, 3 * hidden_size, layers, hidden_size // 32, context)
 architecture = f"llama-{layers}x{hidden_size}"
-writer = PairWriter("language_model", profile, prose, artifacts)
+writer = PairWriter("language_model", profile, prose, artifacts, architecture=architecture)
 exporter = lm.CausalLMExporter(prose.x_test[:8])
 for data in (prose, code):
     print(f"{data.info.id}: {data.sizes} windows of {context} tokens")
@@ -127,20 +127,10 @@ def publish(name, model, config, data, windows, fraction, start=None, descriptio
         **metrics,
         "prose perplexity": lm.lm_metrics(model, prose.x_test)["perplexity"],
     }
-    training = Training(config, fraction, len(windows), seed, start)
-    lm.add_language_model(
-        writer,
-        name,
-        model,
-        exporter,
-        architecture=architecture,
-        training=training,
-        metrics=metrics,
-        data=data,
-        description=description,
-        others={**shared, **(files or {})},
-    )
-    print(f"{name:>20}: perplexity {metrics['perplexity']:7.2f} on {data.info.id} test")
+    training = Training(config=config, subset=Subset(fraction, seed, len(windows)), start=start)
+    others = {**shared, **(files or {})}
+    lm.add_language_model(writer, name, model, exporter, training=training, metrics=metrics,
+                          data=data, description=description, others=others)  # fmt: skip
 
 
 # %% [markdown]
@@ -297,20 +287,10 @@ adam = {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "batch_size": 32}
 
 def publish_vit(name, model, task, config, start=None, description=""):
     top1 = accuracy(model, task.x_test, task.y_test)
-    training = Training(config, 1.0, len(task.y_train), seed, start, classes=task.classes)
-    writer.add_model(
-        name,
-        model,
-        architecture="digits-vit",
-        training=training,
-        metrics={"top1": top1},
-        description=description,
-        classes=task.classes,
-        data=digits,
-        exporter=vit_exporter,
-        test_classes=task.classes,
-    )
-    print(f"{name:>20}: top-1 {top1:6.2f}% on digits {', '.join(task.classes)}")
+    training = Training.of(draw(task, 1.0, seed), config, start=start)
+    writer.add_model(name, model, architecture="digits-vit", training=training,
+                     metrics={"top1": top1}, description=description, classes=task.classes,
+                     data=digits, exporter=vit_exporter, test_classes=task.classes)  # fmt: skip
 
 
 vit_task = select_classes(digits, vit_classes)

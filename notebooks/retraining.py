@@ -59,7 +59,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from pairzoo.catalog import pair_table
-from pairzoo.data import load_dataset, stratified_subset
+from pairzoo.data import draw, load_dataset
 from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
 from pairzoo.pretrained import torch_checkpoint
 from pairzoo.publish import PairWriter, Training
@@ -69,34 +69,29 @@ from pairzoo.train_config import TrainConfig
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
 data = load_dataset(profile, dataset)
 weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
-writer = PairWriter("retraining", profile, data, artifacts)
+writer = PairWriter(
+    "retraining", profile, data, artifacts, architecture=architecture, pretrained=weights
+)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 
 # %% [markdown]
 # Two helpers keep the scenario readable: `subset` draws a class-stratified fraction of the
-# training set (subsets of one seed are nested, so 60% contains the base's 10%), and `publish`
-# measures a model on the test split and hands it to the writer.
+# training set (subsets of one seed are nested, so 60% contains the base's 10%) and remembers how,
+# and `publish` measures a model on the test split and hands it to the writer with that record.
 
 
 # %%
 def subset(fraction):
-    index = stratified_subset(data.y_train, fraction, seed)
-    return data.x_train[index], data.y_train[index]
+    drawn = draw(data, fraction, seed)
+    return drawn.x_train, drawn.y_train
 
 
 def publish(name, model, config, fraction, start=None, description=""):
-    first = weights if start is None else None
-    training = Training(config, fraction, len(subset(fraction)[1]), seed, start, pretrained=first)
+    training = Training.of(draw(data, fraction, seed), config, start=start)
     top1 = accuracy(model, data.x_test, data.y_test)
     writer.add_model(
-        name,
-        model,
-        architecture=architecture,
-        training=training,
-        metrics={"top1": top1},
-        description=description,
+        name, model, training=training, metrics={"top1": top1}, description=description
     )
-    print(f"{name:>12}: top-1 {top1:6.2f}% on {data.info.id} test")
 
 
 # %% [markdown]

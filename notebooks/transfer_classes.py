@@ -72,7 +72,7 @@ architecture = architecture or DEFAULT_ARCHITECTURE[profile]
 head = HEADS[architecture]
 data = load_dataset(profile, dataset)
 weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
-writer = PairWriter("transfer_classes", profile, data, artifacts)
+writer = PairWriter("transfer_classes", profile, data, artifacts, pretrained=weights)
 print(f"{data.info.name}: {data.sizes}; writing to {writer.folder}")
 
 # %% [markdown]
@@ -93,7 +93,7 @@ head_only = TrainConfig(epochs=finetune_epochs, lr=0.05, seed=seed + 1, trainabl
 base = build_model(architecture, len(base_classes), data.input_shape[0], seed, weights)
 train(base, base_task.x_train, base_task.y_train, base_config)
 pytorch = Framework(remap_head, grow_head, train, accuracy)
-transfer = ClassTransfer(writer, pytorch, architecture, base, base_classes, seed, weights)
+transfer = ClassTransfer(writer, pytorch, architecture, base, base_classes, seed)
 transfer.publish("base", base, base_task, base_config, description="trained on part of the classes")
 
 # %% [markdown]

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from pairzoo.data import load_digits, stratified_subset
+from pairzoo.data import draw, load_digits
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
 from pairzoo.train import accuracy, train
@@ -21,17 +21,16 @@ def digits():
 def built_folder(tmp_path_factory, digits):
     """An output folder with three models (two of them sharing a base) and two pairs."""
     folder = tmp_path_factory.mktemp("artifacts") / "ci"
-    writer = PairWriter("unit", "ci", digits, folder)
-    index = stratified_subset(digits.y_train, 0.2, 0)
+    writer = PairWriter("unit", "ci", digits, folder, architecture="digits-cnn")
+    subset = draw(digits, 0.2, 0)
     config = TrainConfig(epochs=1, seed=0)
     base = build_model("digits-cnn", 10, 1, 0)
-    train(base, digits.x_train[index], digits.y_train[index], config)
+    train(base, subset.x_train, subset.y_train, config)
 
     def add(name, model, start):
         top1 = accuracy(model, digits.x_test, digits.y_test)
-        training = Training(config, 0.2, len(index), 0, start)
         writer.add_model(
-            name, model, architecture="digits-cnn", training=training, metrics={"top1": top1}
+            name, model, training=Training.of(subset, config, start=start), metrics={"top1": top1}
         )
 
     add("base", base, None)

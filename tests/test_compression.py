@@ -13,6 +13,7 @@ from pairzoo.compression import (
     sparse_size,
     weight_sparsity,
 )
+from pairzoo.data import Subset
 from pairzoo.errors import PairzooError
 from pairzoo.evaluate import OnnxEvaluator
 from pairzoo.export import INPUT_NAME, OnnxExporter, float_state
@@ -93,7 +94,7 @@ def test_attached_file_is_verified_and_needs_a_recorded_model(folder_copy, digit
         "m",
         build_model("digits-cnn", 10, 1, 0),
         architecture="digits-cnn",
-        training=Training(TrainConfig(epochs=0), 1.0, 1, 0),
+        training=Training(config=TrainConfig(epochs=0), subset=Subset(1.0, 0, 1)),
         metrics={"top1": 10.0},
     )
     extra = writer.path_stem("m-extra")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pairzoo import manifest
+from pairzoo.data import Subset
 from pairzoo.detection import (
     DetectorConfig,
     build_detector,
@@ -113,13 +114,16 @@ def detector_files(canvases, tmp_path_factory, digits):
     folder = tmp_path_factory.mktemp("det") / "ci"
     writer = PairWriter("det", "ci", digits, folder)
     base = build_model("digits-cnn", 10, 1, 0)
-    writer.add_model("base", base, architecture="digits-cnn",
-                     training=Training({}, 1.0, 1, 0), metrics={"top1": 10.0})  # fmt: skip
+    everything = Subset(1.0, 0, 1)
+    training = Training(config={}, subset=everything)
+    writer.add_model("base", base, architecture="digits-cnn", training=training,
+                     metrics={"top1": 10.0})  # fmt: skip
     detector = build_detector(base, canvases, seed=0)
     tensor_map = reused_tensors(detector, base)
     train_detector(detector, canvases.train, DetectorConfig(steps=2, batch_size=4))
     exporter = DetectorExporter(parity_images(canvases.test, 3))
-    writer.add_model("det", detector, architecture="fcos", training=Training({}, 1.0, 1, 0, "base"),
+    training = Training(config={}, subset=everything, start="base")
+    writer.add_model("det", detector, architecture="fcos", training=training,
                      metrics={"map": 1.0}, data=canvases, exporter=exporter)  # fmt: skip
     writer.add_pair("base", "det", "backbone-reuse", tensor_map=tensor_map)
     writer.finish()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pairzoo.data import select_classes
+from pairzoo.data import Subset, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.export import float_state
 from pairzoo.models import build_model, grow_head, remap_head
@@ -73,7 +73,7 @@ def test_head_only_training_leaves_everything_else_bit_identical(digits):
 
 def test_pair_rejects_a_correspondence_that_does_not_fit(tmp_path, digits):
     writer = PairWriter("heads", "ci", digits, tmp_path)
-    training = Training(TrainConfig(epochs=0), 1.0, 1, 0)
+    training = Training(config=TrainConfig(epochs=0), subset=Subset(1.0, 0, 1))
     base = build_model("digits-cnn", 8, 1, 0)
     for name, model in {
         "base": base,

@@ -10,7 +10,7 @@ from huggingface_hub import ModelCard
 from pairzoo import coded_samples, manifest, view
 from pairzoo import language_models as lm
 from pairzoo.catalog import model_card
-from pairzoo.data import load_by_id
+from pairzoo.data import Subset, load_by_id
 from pairzoo.evaluate import OnnxEvaluator
 from pairzoo.export import load_tensors, stored_dtypes
 from pairzoo.publish import PairMeasurement, PairWriter, Training
@@ -47,20 +47,20 @@ def lm_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lm") / "ci"
     prose = load_text("pydoc-topics", VOCAB, CONTEXT)
     code = load_text("python-stdlib-source", VOCAB, CONTEXT)
-    writer = PairWriter("lm", "ci", prose, folder)
+    writer = PairWriter("lm", "ci", prose, folder, architecture="tiny")
     exporter = lm.CausalLMExporter(prose.x_test[:4])
     config = lm.LMTrainConfig(steps=3, seed=0)
     models = {}
 
     def add(name, model, data, start=None):
         models[name] = model
-        training = Training(config.record(), 1.0, len(data.x_train), 0, start)
+        subset = Subset(1.0, 0, len(data.x_train))
+        training = Training(config=config.record(), subset=subset, start=start)
         lm.add_language_model(
             writer,
             name,
             model,
             exporter,
-            architecture="tiny",
             training=training,
             metrics=lm.lm_metrics(model, data.x_test),
             data=data,

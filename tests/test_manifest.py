@@ -1,11 +1,17 @@
 import json
 import multiprocessing
+from pathlib import Path
 
 import pytest
 
 from pairzoo import manifest
 from pairzoo.atomic import atomic_path
+from pairzoo.data import Subset, draw, select_classes
 from pairzoo.errors import PairzooError
+from pairzoo.models import build_model
+from pairzoo.pretrained import Pretrained
+from pairzoo.publish import PairWriter, Training
+from pairzoo.train_config import TrainConfig
 
 
 def test_written_manifest_satisfies_schema_and_round_trips(built_folder):
@@ -67,3 +73,34 @@ def test_interrupted_write_leaves_no_file(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_a_drawn_subset_carries_its_training_record(digits):
+    task = draw(select_classes(digits, [3, 9, 0]), 0.5, 7)
+    training = Training.of(task, TrainConfig(epochs=0), start="base")
+    assert training.subset == Subset(0.5, 7, len(task.y_train), ("3", "9", "0"))
+    assert training.subset.record() == {"fraction": 0.5, "size": len(task.y_train), "seed": 7}
+    assert training.start == "base"
+    with pytest.raises(PairzooError, match="drawn subset"):
+        Training.of(digits, TrainConfig(epochs=0))
+    with pytest.raises(PairzooError, match="already a drawn subset"):
+        draw(task, 0.5, 7)
+
+
+def test_a_model_without_parent_gets_the_writers_pretrained_weights(digits, tmp_path, capsys):
+    weights = Pretrained("torchvision X", Path("/cache/x.pth"), 70.0)
+    writer = PairWriter("unit", "ci", digits, tmp_path / "ci", architecture="digits-cnn",
+                        pretrained=weights)  # fmt: skip
+    subset = draw(digits, 0.1, 0)
+    model = build_model("digits-cnn", 10, 1, 0)
+    for name, start in (("root", None), ("child", "root")):
+        training = Training.of(subset, TrainConfig(epochs=0), start=start)
+        writer.add_model(name, model, training=training, metrics={"top1": 50.0})
+    root, child = writer.entries["models"]["unit/root"], writer.entries["models"]["unit/child"]
+    assert root["training"]["pretrained"] == weights.record()
+    assert "pretrained" not in child["training"]
+    assert root["architecture"] == "digits-cnn"
+    assert root["training"]["subset"] == {"fraction": 0.1, "size": len(subset.y_train), "seed": 0}
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0].strip() for line in lines] == ["root", "child"]
+    assert "top1 50%" in lines[0]

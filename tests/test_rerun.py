@@ -10,6 +10,7 @@ import time
 import pytest
 
 from pairzoo import manifest
+from pairzoo.data import Subset
 from pairzoo.errors import PairzooError
 from pairzoo.models import build_model
 from pairzoo.publish import PairWriter, Training
@@ -65,7 +66,7 @@ def retrained_copy(retrained, tmp_path):
 
 
 def _add(writer, name):
-    training = Training(TrainConfig(epochs=0), 1.0, 1, 0)
+    training = Training(config=TrainConfig(epochs=0), subset=Subset(1.0, 0, 1))
     model = build_model("digits-cnn", 10, 1, 0)
     writer.add_model(name, model, architecture="digits-cnn", training=training, metrics={})
 

@@ -53,6 +53,23 @@ class DatasetInfo:
 
 
 @dataclass(frozen=True)
+class Subset:
+    """How a training split was drawn: a seeded, class-stratified `fraction` of some `classes`.
+
+    `seed` is None until drawn (`draw`); `classes` is None where the set keeps all of them.
+    """
+
+    fraction: float
+    seed: int | None
+    size: int
+    classes: tuple[str, ...] | None = None
+
+    def record(self) -> dict:
+        """The manifest's `training.subset`."""
+        return {"fraction": self.fraction, "size": self.size, "seed": self.seed}
+
+
+@dataclass(frozen=True)
 class ImageData:
     """An image classification set: float32 NCHW images and int64 labels.
 
@@ -65,6 +82,7 @@ class ImageData:
     y_test: np.ndarray
     classes: tuple[str, ...]
     info: DatasetInfo
+    subset: Subset | None = None  # how the training split was drawn; None: the whole set
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -269,6 +287,19 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
     return np.sort(np.concatenate(chosen))
 
 
+def draw(data: ImageData, fraction: float, seed: int) -> ImageData:
+    """`data` with the training images of a class-stratified `fraction` (`stratified_subset`).
+
+    The result remembers its fraction, seed, size and classes in `subset`; test images stay.
+    """
+    if data.subset is not None and data.subset.seed is not None:
+        raise PairzooError(f"{data.info.id} is already a drawn subset: draw from the whole set")
+    classes = data.subset.classes if data.subset is not None else None
+    index = stratified_subset(data.y_train, fraction, seed)
+    subset = Subset(fraction, seed, len(index), classes)
+    return replace(data, x_train=data.x_train[index], y_train=data.y_train[index], subset=subset)
+
+
 def calibration_images(data: ImageData, limit: int, seed: int) -> np.ndarray | ImageFiles:
     """The training images, or a class-stratified sample of about `limit` of them if more.
 
@@ -301,6 +332,14 @@ def select_classes(data: ImageData, classes: Sequence[int]) -> ImageData:
     x_train, y_train = keep(data.x_train, data.y_train)
     x_test, y_test = keep(data.x_test, data.y_test)
     names = tuple(data.classes[c] for c in chosen)
+    drawn = data.subset or Subset(1.0, None, 0)
+    subset = replace(drawn, size=len(y_train), classes=names)
     return replace(
-        data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, classes=names
+        data,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        classes=names,
+        subset=subset,
     )

@@ -12,7 +12,7 @@ import numpy as np
 
 from pairzoo import distributed, manifest
 from pairzoo.atomic import write_text
-from pairzoo.data import ImageData
+from pairzoo.data import ImageData, Subset
 from pairzoo.detection_data import DetectionData
 from pairzoo.errors import PairzooError
 from pairzoo.export import Exporter, ModelFiles, OnnxExporter, load_tensors
@@ -37,17 +37,23 @@ LICENCE = (
 )
 
 
-@dataclass(frozen=True)
-class Training:
-    """How a model was trained: data subset, hyper-parameters, starting point."""
+Config = TrainConfig | Mapping[str, object]
 
-    config: TrainConfig | Mapping[str, object]
-    fraction: float
-    size: int
-    subset_seed: int
-    initialised_from: str | None = None
-    classes: Sequence[str] | None = None  # the classes whose images it saw, where not all
-    pretrained: Pretrained | None = None  # published weights it started from, if any
+
+@dataclass(frozen=True, kw_only=True)
+class Training:
+    """How a model was trained: hyper-parameters, the training subset, the model it started from."""
+
+    config: Config
+    subset: Subset
+    start: str | None = None  # the model of this recipe it continued from; None: a root
+
+    @classmethod
+    def of(cls, data: ImageData, config: Config, *, start: str | None = None) -> Training:
+        """Training on `data`, a set drawn by `pairzoo.data.draw` (which remembers the subset)."""
+        if data.subset is None or data.subset.seed is None:
+            raise PairzooError(f"train on a drawn subset of {data.info.id} (pairzoo.data.draw)")
+        return cls(config=config, subset=data.subset, start=start)
 
 
 def _check_metrics(names: Iterable[str]) -> None:
@@ -72,6 +78,8 @@ class PairWriter:
     them in place of the recipe's previous run in one step: a failed or interrupted run loses
     nothing, and the manifest never holds half a run. Other recipes' entries stay.
     Under torchrun only rank 0 writes the folder; the others write a scratch copy they delete.
+    `architecture` is the recipe's (a model's own where it names one); `pretrained` are the
+    published weights every model of the writer's data without a parent in the set started from.
     """
 
     def __init__(
@@ -81,10 +89,15 @@ class PairWriter:
         data: ImageData,
         folder: str | Path | None = None,
         parity_batch: int = 64,
+        *,
+        architecture: str | None = None,
+        pretrained: Pretrained | None = None,
     ) -> None:
         self.recipe = recipe
         self.profile = profile
         self.data = data
+        self.architecture = architecture
+        self.pretrained = pretrained
         self.folder = distributed.output_folder(artifacts_dir(profile, folder))
         self.output = StagedOutput(self.folder, recipe, profile)
         self.exporter = OnnxExporter(data.x_test[:parity_batch])
@@ -106,9 +119,9 @@ class PairWriter:
         name: str,
         model: Any,
         *,
-        architecture: str,
         training: Training,
         metrics: dict[str, float],
+        architecture: str | None = None,
         description: str = "",
         classes: Sequence[str] | None = None,
         extra: dict | None = None,
@@ -116,7 +129,7 @@ class PairWriter:
         exporter: Exporter | None = None,
         test_classes: Sequence[str] | None = None,
     ) -> dict:
-        """Write `model`'s files with its framework's `exporter`, and record it.
+        """Write `model`'s files with its framework's `exporter`, record it and print its summary.
 
         `data` and `exporter` default to the writer's (a classifier set and its PyTorch exporter).
         """
@@ -139,9 +152,9 @@ class PairWriter:
         name: str,
         files: ModelFiles,
         *,
-        architecture: str,
         training: Training,
         metrics: dict[str, float],
+        architecture: str | None = None,
         description: str = "",
         classes: Sequence[str] | None = None,
         extra: dict | None = None,
@@ -150,16 +163,21 @@ class PairWriter:
     ) -> dict:
         """Enter a model whose files are already written (any framework); return its record.
 
-        `extra` adds fields to the record (for example a `compression` block); `data` is the
-        model's training and test set when it is not the writer's; `test_classes` names the
-        classes whose test images the metrics were measured on, where not all.
+        Prints one summary line (metrics, ONNX parity). `extra` adds fields to the record (for
+        example a `compression` block); `data` is the model's training and test set when it is not
+        the writer's; `test_classes` names the classes whose test images the metrics were measured
+        on, where not all.
         """
         data = data or self.data
+        architecture = architecture or self.architecture
+        if architecture is None:
+            raise PairzooError(f"model {name!r}: name its architecture (or the writer's)")
         _check_metrics(metrics)
         split: dict = {"dataset": data.info.id, "split": "test"}
         if test_classes is not None:
             split["classes"] = list(test_classes)
-        config = training.config
+        config, subset = training.config, training.subset
+        pretrained = self.pretrained if training.start is None and data is self.data else None
         paths = {"onnx": files.onnx.path, "safetensors": files.safetensors, **files.others}
         record = {
             "recipe": self.recipe,
@@ -186,16 +204,11 @@ class PairWriter:
             "training": {
                 "dataset": data.info.id,
                 "split": "train",
-                "subset": {
-                    "fraction": training.fraction,
-                    "size": training.size,
-                    "seed": training.subset_seed,
-                },
-                "initialised_from": training.initialised_from
-                and self.model_id(training.initialised_from),
+                "subset": training.subset.record(),
+                "initialised_from": training.start and self.model_id(training.start),
                 "config": config.record() if isinstance(config, TrainConfig) else dict(config),
-                **({"classes": list(training.classes)} if training.classes is not None else {}),
-                **({"pretrained": training.pretrained.record()} if training.pretrained else {}),
+                **({"classes": list(subset.classes)} if subset.classes is not None else {}),
+                **({"pretrained": pretrained.record()} if pretrained else {}),
             },
             "metrics": {k: {"value": v, **split} for k, v in metrics.items()},
             "licence": LICENCE,
@@ -203,6 +216,7 @@ class PairWriter:
         }
         self.entries["datasets"][data.info.id] = data.info.record(data.sizes)
         self.entries["models"][self.model_id(name)] = record
+        print(_summary(name, metrics, split, files.onnx.max_abs_diff))
         return record
 
     def attach(self, name: str, kind: str, path: Path, description: dict) -> None:
@@ -335,6 +349,18 @@ class PairWriter:
             "pairs": sorted(self.entries["pairs"]),
             "codings": [],
         }
+
+
+def _summary(name: str, metrics: Mapping[str, float], split: Mapping, parity: float) -> str:
+    """One line per model: its metrics, on which test images, and its ONNX parity."""
+    values = ", ".join(f"{k} {v:.4g}{_unit(METRICS[k]['unit'])}" for k, v in metrics.items())
+    classes = f" ({', '.join(split['classes'])})" if "classes" in split else ""
+    where = f"{split['dataset']} test{classes}"
+    return f"{name:>20}: {values or 'no metrics'} on {where}; ONNX Δ {parity:.1e}"
+
+
+def _unit(unit: str) -> str:
+    return unit if unit in ("", "%") else f" {unit}"
 
 
 def _check_map(

@@ -9,9 +9,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pairzoo.data import ImageData, select_classes
+from pairzoo.data import ImageData, draw, select_classes
 from pairzoo.export import Exporter
-from pairzoo.pretrained import Pretrained
 from pairzoo.publish import PairMeasurement, PairWriter, Training
 from pairzoo.train_config import TrainConfig
 
@@ -47,6 +46,7 @@ class ClassTransfer:
     """Updates of one base by transfer learning, made with `framework` and written by `writer`.
 
     `base_classes` index the dataset's classes; every update is fine-tuned from the base.
+    The base's pretrained weights, if any, are the writer's.
     """
 
     writer: PairWriter
@@ -55,7 +55,6 @@ class ClassTransfer:
     base: Any
     base_classes: Sequence[int]
     seed: int
-    pretrained: Pretrained | None = None  # the weights the base started from
     exporter: Exporter | None = None  # the writer's (PyTorch) where None
 
     @cached_property
@@ -73,23 +72,17 @@ class ClassTransfer:
         description: str = "",
     ) -> None:
         """Measure `model`'s top-1 on its task's test images and write it (trained from `start`)."""
-        first = self.pretrained if start is None else None
-        size = len(task.y_train)
-        training = Training(config, 1.0, size, self.seed, start, task.classes, first)
-        top1 = self.framework.accuracy(model, task.x_test, task.y_test)
-        record = self.writer.add_model(
+        self.writer.add_model(
             name,
             model,
             architecture=self.architecture,
-            training=training,
-            metrics={"top1": top1},
+            training=Training.of(draw(task, 1.0, self.seed), config, start=start),
+            metrics={"top1": self.framework.accuracy(model, task.x_test, task.y_test)},
             description=description,
             classes=task.classes,
             test_classes=task.classes,
             exporter=self.exporter,
         )
-        parity = record["onnx"]["max_abs_diff"]
-        print(f"{name:>11}: top-1 {top1:6.2f}% on {', '.join(task.classes)}; ONNX Δ {parity:.1e}")
 
     def exchange(self, exchanges: Sequence[Sequence[int]], config: TrainConfig) -> None:
         """Per entry, the base's last slots given to its unseen classes (fresh rows), fine-tuned.
