@@ -353,7 +353,7 @@ class PairWriter:
 
 def _summary(name: str, metrics: Mapping[str, float], split: Mapping, parity: float) -> str:
     """One line per model: its metrics, on which test images, and its ONNX parity."""
-    values = ", ".join(f"{k} {v:.4g}{_unit(METRICS[k]['unit'])}" for k, v in metrics.items())
+    values = ", ".join(f"{k} {v:.4g}{_unit(METRICS[k].unit)}" for k, v in metrics.items())
     classes = f" ({', '.join(split['classes'])})" if "classes" in split else ""
     where = f"{split['dataset']} test{classes}"
     return f"{name:>20}: {values or 'no metrics'} on {where}; ONNX Δ {parity:.1e}"
