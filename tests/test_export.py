@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pairzoo.errors import PairzooError
-from pairzoo.export import (
+from pairzoo.export.exporters import (
     PARITY_TOLERANCE,
     OnnxExporter,
     Parity,
@@ -15,7 +15,7 @@ from pairzoo.export import (
     onnx_parity,
     save_safetensors,
 )
-from pairzoo.models import build_model
+from pairzoo.models.build import build_model
 
 
 def _run(path, x):
@@ -83,3 +83,4 @@ def test_parity_is_judged_against_the_output_scale(tmp_path, digits):
     assert Parity(4e-3, 10415.0).check(PARITY_TOLERANCE, "resnet50.onnx")  # measured on a GPU
     with pytest.raises(PairzooError, match="differ by 2.00e-04"):
         Parity(2e-4, 3.0).check(PARITY_TOLERANCE, "small.onnx")  # small outputs: 1e-4 absolute
+
