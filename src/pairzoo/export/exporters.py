@@ -169,6 +169,19 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     return load_state(model, load_tensors(path), str(path))
 
 
+# Node metadata naming the files of the exporting process: its Python traceback (venv, checkout)
+SOURCE_METADATA = "pkg.torch.onnx.stack_trace"
+
+
+def drop_source_paths(proto: onnx.ModelProto) -> None:
+    """Remove the exporter's per-node tracebacks, in place: bytes independent of where it ran."""
+    for graph in [proto.graph, *proto.functions]:
+        for node in graph.node:
+            kept = [p for p in node.metadata_props if p.key != SOURCE_METADATA]
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+
+
 def cast_constants(proto: onnx.ModelProto) -> None:
     """Turn `CastLike(x, constant)` into `Cast(x, to=the constant's type)`, in place.
 
@@ -271,6 +284,7 @@ class OnnxExporter(_TracedGraph):
             )
         proto = program.model_proto  # a new proto at each access
         cast_constants(proto)
+        drop_source_paths(proto)
         return proto
 
     def export(self, model: nn.Module, path: Path) -> OnnxExport:
