@@ -22,7 +22,7 @@ notebooks: $(STAMP)
 	$(BIN)/jupytext --quiet --sync $(RECIPES)
 
 book: notebooks
-	$(BIN)/python -m pairzoo.book --jobs 2
+	$(BIN)/python -m pairzoo.preexecute --jobs 2
 	$(BIN)/jupyter-book build . -n -W --keep-going
 	$(BIN)/pairzoo validate artifacts/ci
 	$(BIN)/pairzoo package artifacts/ci -o $(ARCHIVE)

@@ -3,9 +3,10 @@
     python benchmarks/gpu_coding.py --images 50000   # as update_coding does on ImageNet's val set
     python benchmarks/gpu_coding.py --small          # a tiny network and set: runs on the CPU
 
-Per QP, as `pairzoo.ladder.code_pair` does: NNC of the full model, the base once, two updates
+Per QP, as `pairzoo.coding.qp_sweep.code_pair` does: NNC of the full model, the base once, two
+updates
 (without and with TCA), each decoded, and every reconstruction scored in onnxruntime
-(`pairzoo.evaluate.providers()`: CUDA where onnxruntime-gpu is installed).
+(`pairzoo.coding.scoring.providers()`: CUDA where onnxruntime-gpu is installed).
 """
 
 import argparse
@@ -19,12 +20,12 @@ import torch
 import torchvision
 from gpu_training import jpegs
 
-from pairzoo import codec
-from pairzoo.data import ImageData
-from pairzoo.evaluate import OnnxEvaluator, providers
-from pairzoo.export import OnnxExporter, float_state
-from pairzoo.image_files import ImageFiles
-from pairzoo.imagenet import IMAGENET
+from pairzoo.coding import codec
+from pairzoo.coding.scoring import OnnxEvaluator, providers
+from pairzoo.data.image_files import ImageFiles
+from pairzoo.data.imagenet import IMAGENET
+from pairzoo.data.sets import ImageData
+from pairzoo.export.exporters import OnnxExporter, float_state
 
 
 def tiny() -> torch.nn.Module:

@@ -1,4 +1,4 @@
-"""ResNet-50 training throughput: a plain PyTorch loop beside `pairzoo.train.train` on JPEG files.
+"""ResNet-50 training: a plain PyTorch loop beside `pairzoo.train.loop.train` on JPEG files.
 
     python benchmarks/gpu_training.py            # on the CUDA GPU present (ResNet-50, 224 px)
     python benchmarks/gpu_training.py --small    # tiny sizes, on the CPU too: proves it runs
@@ -21,10 +21,11 @@ import torch
 import torchvision
 from PIL import Image
 
-from pairzoo import device_input, distributed
-from pairzoo.image_files import ImageFiles
-from pairzoo.train import train
-from pairzoo.train_config import TrainConfig
+from pairzoo import distributed
+from pairzoo.data.image_files import ImageFiles
+from pairzoo.train import device_input
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import train
 
 
 def _jpeg(args: tuple[Path, int, int]) -> None:
@@ -68,7 +69,7 @@ def reference(model, batch: int, size: int, steps: int, here: torch.device) -> f
 
 
 def pairzoo_files(model, paths: list[str], batch: int, size: int) -> float:
-    """Images per second of `pairzoo.train.train` over its second epoch on the JPEG files."""
+    """Images per second of `pairzoo.train.loop.train` over its second epoch on the JPEG files."""
     labels = np.arange(len(paths)) % 1000
     ends: list[float] = []
     config = TrainConfig(epochs=2, batch_size=batch, lr=0.01, schedule="constant")
@@ -111,9 +112,9 @@ def main() -> None:
         kilobytes = np.mean([Path(p).stat().st_size for p in paths]) / 1000
         plain = reference(torchvision.models.resnet50(), batch, size, steps, here)
         for where, said in (("gpu", "on the GPU"), ("workers", "by CPU workers")):
-            os.environ["PAIRZOO_DECODE"] = where  # as pairzoo.train reads it
+            os.environ["PAIRZOO_DECODE"] = where  # as pairzoo.train.loop reads it
             rows[f"input pipeline alone, decoded {said}"] = feed_alone(paths, batch, size, here)
-            rows[f"pairzoo.train on JPEG files, decoded {said}"] = pairzoo_files(
+            rows[f"pairzoo.train.loop on JPEG files, decoded {said}"] = pairzoo_files(
                 torchvision.models.resnet50(), paths, batch, size
             )
     print(f"ResNet-50, {size} px, batch {batch}, on {name} with {os.cpu_count()} CPUs; "
@@ -121,7 +122,7 @@ def main() -> None:
     print(f"{'plain PyTorch step, data on the device':<52} {plain:>9.1f} img/s")
     for what, rate in rows.items():
         print(f"{what:<52} {rate:>9.1f} img/s  ({rate / plain:.2f} of the plain step)")
-    print("goal: pairzoo.train on JPEG files at ≥ 0.80 of the plain step")
+    print("goal: pairzoo.train.loop on JPEG files at ≥ 0.80 of the plain step")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 import torchvision
 from onnx import numpy_helper
 
-from pairzoo.evaluate import ort, providers
+from pairzoo.coding.scoring import ort, providers
 
 
 def main() -> None:

@@ -73,17 +73,19 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from pairzoo import architectures, manifest, view
-from pairzoo.catalog import pair_table
-from pairzoo.data import draw, load_dataset, select_classes, unit_pixels
-from pairzoo.export import OnnxExporter, upstream_initializers
-from pairzoo.metrics import mse, psnr
-from pairzoo.models import build_model, grow_head
-from pairzoo.publish import PairWriter, Training
-from pairzoo.report import recipe_entries, structure_table
-from pairzoo.train import accuracy, predict, train
-from pairzoo.train_config import TrainConfig
-from pairzoo.transfer import forgetting
+from pairzoo import architectures
+from pairzoo.data.loading import load_dataset
+from pairzoo.data.sets import draw, select_classes, unit_pixels
+from pairzoo.export.exporters import OnnxExporter, upstream_initializers
+from pairzoo.models.build import build_model, grow_head
+from pairzoo.record import manifest, view
+from pairzoo.record.metrics import mse, psnr
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.steps.transfer import forgetting
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy, predict, train
+from pairzoo.views.catalog import pair_table
+from pairzoo.views.report import recipe_entries, structure_table
 
 if profile == "ci":
     torch.set_num_threads(1)  # tiny networks: fastest on one thread, and the same everywhere

@@ -34,9 +34,9 @@ import re
 
 from IPython.display import Markdown
 
-from pairzoo import manifest
-from pairzoo.catalog import description_md, lineage_figure, model_table, pair_table
 from pairzoo.profiles import artifacts_dir
+from pairzoo.record import manifest
+from pairzoo.views.catalog import description_md, lineage_figure, model_table, pair_table
 
 folder = artifacts_dir(profile, artifacts)
 entries = (

@@ -50,7 +50,8 @@ qps = [-16, -24, -32, -40]
 seed = 0
 
 # %%
-from pairzoo import codec, manifest  # first: it turns onnxruntime's telemetry off
+from pairzoo.coding import codec
+from pairzoo.record import manifest  # first: it turns onnxruntime's telemetry off
 
 # isort: split
 import copy
@@ -60,8 +61,7 @@ import matplotlib.pyplot as plt
 import onnxruntime as ort
 import torch
 
-from pairzoo.catalog import pair_table
-from pairzoo.compression import (
+from pairzoo.coding.compression import (
     int8_qdq,
     make_permanent,
     nnc_reconstruction,
@@ -70,14 +70,16 @@ from pairzoo.compression import (
     sparse_size,
     weight_sparsity,
 )
-from pairzoo.data import calibration_images, draw, load_dataset
-from pairzoo.evaluate import OnnxEvaluator
-from pairzoo.export import INPUT_NAME, float_state
-from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
-from pairzoo.pretrained import torch_checkpoint
-from pairzoo.publish import PairWriter, Training
-from pairzoo.train import accuracy, train
-from pairzoo.train_config import TrainConfig
+from pairzoo.coding.scoring import OnnxEvaluator
+from pairzoo.data.loading import load_dataset
+from pairzoo.data.sets import calibration_images, draw
+from pairzoo.export.exporters import INPUT_NAME, float_state
+from pairzoo.models.build import DEFAULT_ARCHITECTURE, build_model
+from pairzoo.models.pretrained import torch_checkpoint
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy, train
+from pairzoo.views.catalog import pair_table
 
 if profile == "ci":
     torch.set_num_threads(1)  # tiny convolutions: fastest on one thread, and the same everywhere
@@ -218,7 +220,7 @@ chain([f"sparse-{round(100 * s)}" for s in sparsities], "sparsity", zeros_in_bas
 # %% [markdown]
 # ## Ladder 3: NNC reconstructions
 #
-# The float model's tensors are coded whole by NNC at each QP (`pairzoo.codec.nnc_full`) and
+# The float model's tensors are coded whole by NNC at each QP (`pairzoo.coding.codec.nnc_full`) and
 # decoded; the reconstruction is loaded back into the network. The size is the bitstream's length.
 # A lower QP is a finer step, so the ladder runs from the highest QP to the lowest.
 

@@ -68,8 +68,14 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from pairzoo.data import Subset, draw
-from pairzoo.detection import (
+from pairzoo.data.detection import load_detection_task
+from pairzoo.data.sets import Subset, draw
+from pairzoo.export.exporters import DetectorExporter
+from pairzoo.models.build import DEFAULT_ARCHITECTURE, build_model
+from pairzoo.models.pretrained import torch_checkpoint
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.detection import (
     DetectorConfig,
     build_detector,
     detect,
@@ -79,13 +85,7 @@ from pairzoo.detection import (
     reused_tensors,
     train_detector,
 )
-from pairzoo.detection_data import load_detection_task
-from pairzoo.export import DetectorExporter
-from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
-from pairzoo.pretrained import torch_checkpoint
-from pairzoo.publish import PairWriter, Training
-from pairzoo.train import accuracy, train
-from pairzoo.train_config import TrainConfig
+from pairzoo.train.loop import accuracy, train
 
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
 weights = torch_checkpoint(architecture) if profile == "full" and pretrained else None
@@ -215,7 +215,7 @@ fig.tight_layout()
 # compared under the detector's names.
 
 # %%
-from pairzoo import manifest
+from pairzoo.record import manifest
 
 entries = manifest.load(writer.folder)
 pairs = {k: v for k, v in entries["pairs"].items() if v["recipe"] == "detection_backbone"}

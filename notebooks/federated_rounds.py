@@ -32,7 +32,7 @@
 # label mix. The global model starts from a **warm start**, a model trained centrally on a small
 # share of the data, as deployed federations often do.
 #
-# The simulation stays on this machine: `pairzoo.federated` switches off Flower's telemetry, binds
+# The simulation stays on this machine: `pairzoo.train.federated` switches off Flower's telemetry, binds
 # Ray to 127.0.0.1 (no DNS lookup of its own address), stops the cloud-metadata probes of Ray's
 # dashboard process, and keeps Flower's and Ray's state in a folder it removes afterwards; a test
 # traces every `connect` of a simulation and accepts only loopback and Unix sockets.
@@ -53,7 +53,8 @@ qp = -32  # NNC quantisation parameter for the update sizes on this page
 seed = 0
 
 # %%
-from pairzoo import codec, federated  # before Flower: its telemetry off, TensorFlow kept out
+from pairzoo.coding import codec
+from pairzoo.train import federated  # before Flower: its telemetry off, TensorFlow kept out
 
 # isort: split
 import matplotlib.pyplot as plt
@@ -64,13 +65,14 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from pairzoo import architectures
-from pairzoo.catalog import pair_table
-from pairzoo.data import Subset, draw, load_dataset, stratified_subset
-from pairzoo.export import float_state, load_state
-from pairzoo.models import build_model
-from pairzoo.publish import PairWriter, Training
-from pairzoo.train import accuracy, train
-from pairzoo.train_config import TrainConfig
+from pairzoo.data.loading import load_dataset
+from pairzoo.data.sets import Subset, draw, stratified_subset
+from pairzoo.export.exporters import float_state, load_state
+from pairzoo.models.build import build_model
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy, train
+from pairzoo.views.catalog import pair_table
 
 architecture = architecture or architectures.default("federated", profile)
 data = load_dataset(profile)
@@ -221,7 +223,7 @@ pd.DataFrame(rows).set_index("model").round(2)
 # and the line under it compares those steps with the clients' updates of `client_round`.
 
 # %% tags=["hide-input"] mystnb={"figure": {"name": "fig-federated-rounds", "caption": "Left: the global model's top-1 accuracy on the test split after each round (round 0: the warm start). Right: the bytes of each round's global update coded by NNC's incremental mode at QP `qp`; dashed: the mean size of a client's update in `client_round`."}}
-from pairzoo import manifest, view
+from pairzoo.record import manifest, view
 
 entries = manifest.load(writer.folder)
 table = pair_table(entries, "federated_rounds")

@@ -55,11 +55,10 @@ seed = 0
 # %%
 import pandas as pd
 
-from pairzoo import manifest
-from pairzoo.catalog import pair_table
-from pairzoo.data import load_dataset, select_classes
-from pairzoo.keras_export import KerasExporter
-from pairzoo.keras_models import (
+from pairzoo.data.loading import load_dataset
+from pairzoo.data.sets import select_classes
+from pairzoo.keras.export import KerasExporter
+from pairzoo.keras.models import (
     DEFAULT_ARCHITECTURE,
     HEADS,
     KERAS_IMAGE_SIZE,
@@ -70,11 +69,13 @@ from pairzoo.keras_models import (
     remap_head,
     train,
 )
-from pairzoo.pretrained import keras_mobilenet_v2
-from pairzoo.publish import PairWriter
-from pairzoo.report import change_figure, model_files, recipe_entries, structure_table
-from pairzoo.train_config import TrainConfig
-from pairzoo.transfer import ClassTransfer, Framework
+from pairzoo.models.pretrained import keras_mobilenet_v2
+from pairzoo.record import manifest
+from pairzoo.record.writer import PairWriter
+from pairzoo.steps.transfer import ClassTransfer, Framework
+from pairzoo.train.config import TrainConfig
+from pairzoo.views.catalog import pair_table
+from pairzoo.views.report import change_figure, model_files, recipe_entries, structure_table
 
 data = load_dataset(profile, dataset)
 weights = keras_mobilenet_v2(KERAS_IMAGE_SIZE) if profile == "full" else None

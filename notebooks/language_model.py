@@ -82,17 +82,18 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from pairzoo import codec, manifest, view
-from pairzoo import language_models as lm
-from pairzoo.catalog import pair_table
-from pairzoo.data import Subset, draw, load_digits, select_classes
+from pairzoo.coding import codec
+from pairzoo.data.sets import Subset, draw, load_digits, select_classes
+from pairzoo.data.text import load_text, train_tokenizer
 from pairzoo.errors import PairzooError
-from pairzoo.export import OnnxExporter
-from pairzoo.models import build_model, remap_head
-from pairzoo.publish import PairMeasurement, PairWriter, Training
-from pairzoo.text_data import load_text, train_tokenizer
-from pairzoo.train import accuracy, train
-from pairzoo.train_config import TrainConfig
+from pairzoo.export.exporters import OnnxExporter
+from pairzoo.models.build import build_model, remap_head
+from pairzoo.record import manifest, view
+from pairzoo.record.writer import PairMeasurement, PairWriter, Training
+from pairzoo.steps import language_models as lm
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy, train
+from pairzoo.views.catalog import pair_table
 
 if profile != "ci":
     raise PairzooError("language_model: only the ci profile is available so far")

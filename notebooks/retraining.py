@@ -58,13 +58,14 @@ import copy
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from pairzoo.catalog import pair_table
-from pairzoo.data import draw, load_dataset
-from pairzoo.models import DEFAULT_ARCHITECTURE, build_model
-from pairzoo.pretrained import torch_checkpoint
-from pairzoo.publish import PairWriter, Training
-from pairzoo.train import accuracy, train
-from pairzoo.train_config import TrainConfig
+from pairzoo.data.loading import load_dataset
+from pairzoo.data.sets import draw
+from pairzoo.models.build import DEFAULT_ARCHITECTURE, build_model
+from pairzoo.models.pretrained import torch_checkpoint
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy, train
+from pairzoo.views.catalog import pair_table
 
 architecture = architecture or DEFAULT_ARCHITECTURE[profile]
 data = load_dataset(profile, dataset)
@@ -173,7 +174,7 @@ timings = writer.finish()
 # largest single change.
 
 # %%
-from pairzoo import manifest
+from pairzoo.record import manifest
 
 entries = manifest.load(writer.folder)
 pair_table(entries, "retraining").round(4)

@@ -55,16 +55,17 @@ seed = 0
 # %%
 import torch
 
-from pairzoo import manifest
-from pairzoo.catalog import pair_table
-from pairzoo.data import load_dataset, select_classes
-from pairzoo.models import DEFAULT_ARCHITECTURE, HEADS, build_model, grow_head, remap_head
-from pairzoo.pretrained import torch_checkpoint
-from pairzoo.publish import PairWriter
-from pairzoo.report import change_figure, recipe_entries, structure_table
-from pairzoo.train import accuracy, train
-from pairzoo.train_config import TrainConfig
-from pairzoo.transfer import ClassTransfer, Framework
+from pairzoo.data.loading import load_dataset
+from pairzoo.data.sets import select_classes
+from pairzoo.models.build import DEFAULT_ARCHITECTURE, HEADS, build_model, grow_head, remap_head
+from pairzoo.models.pretrained import torch_checkpoint
+from pairzoo.record import manifest
+from pairzoo.record.writer import PairWriter
+from pairzoo.steps.transfer import ClassTransfer, Framework
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy, train
+from pairzoo.views.catalog import pair_table
+from pairzoo.views.report import change_figure, recipe_entries, structure_table
 
 if profile == "ci":
     torch.set_num_threads(1)  # tiny convolutions: fastest on one thread, and the same everywhere

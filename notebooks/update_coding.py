@@ -66,10 +66,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
-from pairzoo import codec, coded_samples, ladder, manifest, view
 from pairzoo.atomic import write_text
+from pairzoo.coding import codec, coded_samples, qp_sweep
 from pairzoo.profiles import artifacts_dir
-from pairzoo.staged_output import StagedOutput
+from pairzoo.record import manifest, view
+from pairzoo.record.staged_output import StagedOutput
 from pairzoo.timing import SECONDS, timed
 
 folder = artifacts_dir(profile, artifacts)
@@ -94,7 +95,7 @@ else:
 # %% [markdown]
 # ## Coding every pair along the QP ladder, keeping the operating points
 #
-# `ladder.code_pair` codes one pair losslessly (float32, gzip and zstd of the delta) and then, at
+# `qp_sweep.code_pair` codes one pair losslessly (float32, gzip and zstd of the delta) and then, at
 # every QP from coarse to fine, with full NNC, incremental NNC with and without TCA, and gzip and
 # zstd of the delta rounded to NNC's step; every coding is decoded and scored. The operating point
 # of the full and of the incremental (tca) coding is the first QP whose metric loss is at most
@@ -104,14 +105,14 @@ else:
 
 # %%
 with timed("code"):
-    ladders = ladder.code_pairs([zoo.pair(p) for p in pair_ids], qps, tolerance, workers)
+    ladders = qp_sweep.code_pairs([zoo.pair(p) for p in pair_ids], qps, tolerance, workers)
 rows = [row for result in ladders.values() for row in result.rows]
 chosen = {pair_id: result.chosen for pair_id, result in ladders.items()}
 pairs = {pair_id: result.pair for pair_id, result in ladders.items()}
 for pair_id, pair in pairs.items():
     print(f"{pair_id}: {pair.parameters:,} values, {pair.metric} {pair.reference:.2f} uncoded")
 
-results = pd.DataFrame(rows, columns=ladder.COLUMNS)
+results = pd.DataFrame(rows, columns=qp_sweep.COLUMNS)
 full = results[results["method"] == "nnc-full"].set_index(["pair", "qp"])["bytes"]
 results["× nnc-full"] = [
     b / full.get((p, q), np.nan) for p, q, b in results[["pair", "qp", "bytes"]].values

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from pairzoo.data import draw, load_digits
-from pairzoo.models import build_model
-from pairzoo.publish import PairWriter, Training
-from pairzoo.train import accuracy, train
-from pairzoo.train_config import TrainConfig
+from pairzoo.data.sets import draw, load_digits
+from pairzoo.models.build import build_model
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

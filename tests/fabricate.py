@@ -10,7 +10,7 @@ import torchvision
 from PIL import Image
 
 from pairzoo.architectures import ARCHITECTURES
-from pairzoo.pretrained import torchvision_weights
+from pairzoo.models.pretrained import torchvision_weights
 
 WNIDS = ("n01440764", "n01443537", "n01484850")
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",

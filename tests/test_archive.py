@@ -6,10 +6,10 @@ import zipfile
 
 import pytest
 
-from pairzoo import manifest
+from pairzoo.archive.pack import PARTIAL, package
+from pairzoo.archive.validate import check, validate
 from pairzoo.cli import main
-from pairzoo.package import PARTIAL, package
-from pairzoo.validate import check, validate
+from pairzoo.record import manifest
 
 
 def test_archive_is_byte_reproducible_and_validates_in_place(folder_copy, tmp_path, capsys):

@@ -5,12 +5,12 @@ import papermill
 import pytest
 from huggingface_hub import ModelCard
 
-from pairzoo import manifest
-from pairzoo.catalog import description_md, lineage, model_card, pair_rows
+from pairzoo.archive.pack import package
+from pairzoo.archive.validate import validate
 from pairzoo.cli import main
 from pairzoo.errors import PairzooError
-from pairzoo.package import package
-from pairzoo.validate import validate
+from pairzoo.record import manifest
+from pairzoo.views.catalog import description_md, lineage, model_card, pair_rows
 
 from .conftest import ROOT
 

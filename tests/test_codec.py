@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from pairzoo import codec, manifest, view
-from pairzoo.coded_samples import load_pair
+from pairzoo.coding import codec
+from pairzoo.coding.coded_samples import load_pair
 from pairzoo.errors import PairzooError
-from pairzoo.export import load_tensors
+from pairzoo.export.exporters import load_tensors
+from pairzoo.record import manifest, view
 
 PAIR = "unit/base..updated"
 

@@ -2,10 +2,11 @@ import shutil
 
 import pytest
 
-from pairzoo import codec, coded_samples, ladder, manifest, view
+from pairzoo.archive.validate import validate
 from pairzoo.cli import main
-from pairzoo.staged_output import StagedOutput
-from pairzoo.validate import validate
+from pairzoo.coding import codec, coded_samples, qp_sweep
+from pairzoo.record import manifest, view
+from pairzoo.record.staged_output import StagedOutput
 
 PAIRS = ("unit/base..updated", "unit/base..wide")
 
@@ -92,7 +93,7 @@ def test_coding_of_changed_models_is_flagged(coded_copy):
 
 
 def test_model_recipes_rerunning_keep_the_codings(coded_copy, digits):
-    from pairzoo.publish import PairWriter
+    from pairzoo.record.writer import PairWriter
 
     PairWriter("other", "ci", digits, coded_copy).finish()
     assert set(manifest.load(coded_copy)["codings"]) == set(PAIRS)
@@ -101,8 +102,8 @@ def test_model_recipes_rerunning_keep_the_codings(coded_copy, digits):
 
 def test_ladder_in_two_processes_equals_one_process(built_folder):
     pairs = [view.open(built_folder).pair(pair_id) for pair_id in PAIRS]
-    one = ladder.code_pairs(pairs, [-24, -40], 0.5, workers=1)
-    two = ladder.code_pairs(pairs, [-24, -40], 0.5, workers=2)
+    one = qp_sweep.code_pairs(pairs, [-24, -40], 0.5, workers=1)
+    two = qp_sweep.code_pairs(pairs, [-24, -40], 0.5, workers=2)
     assert list(two) == list(PAIRS)
     for pair_id in PAIRS:
         drop = ["encode s", "decode s"]

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pairzoo import manifest
-from pairzoo.compression import (
+from pairzoo.archive.validate import validate
+from pairzoo.coding.compression import (
     int8_qdq,
     load_state,
     make_permanent,
@@ -13,15 +13,15 @@ from pairzoo.compression import (
     sparse_size,
     weight_sparsity,
 )
-from pairzoo.data import Subset
+from pairzoo.coding.scoring import OnnxEvaluator
+from pairzoo.data.sets import Subset
 from pairzoo.errors import PairzooError
-from pairzoo.evaluate import OnnxEvaluator
-from pairzoo.export import INPUT_NAME, OnnxExporter, float_state
-from pairzoo.models import build_model
-from pairzoo.publish import PairWriter, Training
-from pairzoo.train import train
-from pairzoo.train_config import TrainConfig
-from pairzoo.validate import validate
+from pairzoo.export.exporters import INPUT_NAME, OnnxExporter, float_state
+from pairzoo.models.build import build_model
+from pairzoo.record import manifest
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import train
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8])

@@ -4,7 +4,8 @@ import pickle
 import numpy as np
 import pytest
 
-from pairzoo.data import load_cifar10, load_dataset, stratified_subset
+from pairzoo.data.loading import load_dataset
+from pairzoo.data.sets import load_cifar10, stratified_subset
 from pairzoo.errors import PairzooError
 from pairzoo.profiles import artifacts_dir
 
@@ -66,7 +67,7 @@ def test_cifar10_damaged_batch_is_one_error_naming_the_file(tmp_path, damage):
 
 
 def test_cifar_unpickler_reads_arrays_of_every_pickle_protocol(tmp_path):
-    from pairzoo.data import _unpickle
+    from pairzoo.data.sets import _unpickle
 
     batch = {b"data": np.arange(6, dtype=np.uint8).reshape(2, 3), b"labels": [1, 2]}
     for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
@@ -107,7 +108,7 @@ def test_stratified_subsets_are_nested_and_balanced(digits):
 
 
 def test_select_classes_keeps_their_images_and_relabels_by_slot(digits):
-    from pairzoo.data import select_classes
+    from pairzoo.data.sets import select_classes
 
     task = select_classes(digits, [3, 9, 0])
     assert task.classes == ("3", "9", "0")

@@ -6,9 +6,21 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from pairzoo import manifest
-from pairzoo.data import Subset
-from pairzoo.detection import (
+from pairzoo.archive.validate import validate
+from pairzoo.data.detection import (
+    VOC_CLASSES,
+    digit_canvases,
+    load_detection_task,
+    load_voc,
+    object_crops,
+)
+from pairzoo.data.sets import Subset
+from pairzoo.errors import PairzooError
+from pairzoo.export.exporters import DetectorExporter, float_state
+from pairzoo.models.build import build_model
+from pairzoo.record import manifest
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.train.detection import (
     DetectorConfig,
     build_detector,
     detect,
@@ -18,18 +30,6 @@ from pairzoo.detection import (
     reused_tensors,
     train_detector,
 )
-from pairzoo.detection_data import (
-    VOC_CLASSES,
-    digit_canvases,
-    load_detection_task,
-    load_voc,
-    object_crops,
-)
-from pairzoo.errors import PairzooError
-from pairzoo.export import DetectorExporter, float_state
-from pairzoo.models import build_model
-from pairzoo.publish import PairWriter, Training
-from pairzoo.validate import validate
 
 from . import fabricate
 

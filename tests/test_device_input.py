@@ -7,11 +7,11 @@ import pytest
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
-from pairzoo import device_input
+from pairzoo.archive.validate import validate
+from pairzoo.data.image_files import ImageFiles, crop_boxes, decode_images
+from pairzoo.data.imagenet import load_imagenet
 from pairzoo.errors import PairzooError
-from pairzoo.image_files import ImageFiles, crop_boxes, decode_images
-from pairzoo.imagenet import load_imagenet
-from pairzoo.validate import validate
+from pairzoo.train import device_input
 
 from . import fabricate
 from .conftest import ROOT

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -5,7 +7,7 @@ import pytest
 import torch
 
 from pairzoo.errors import PairzooError
-from pairzoo.export import (
+from pairzoo.export.exporters import (
     PARITY_TOLERANCE,
     OnnxExporter,
     Parity,
@@ -15,7 +17,7 @@ from pairzoo.export import (
     onnx_parity,
     save_safetensors,
 )
-from pairzoo.models import build_model
+from pairzoo.models.build import build_model
 
 
 def _run(path, x):
@@ -83,3 +85,14 @@ def test_parity_is_judged_against_the_output_scale(tmp_path, digits):
     assert Parity(4e-3, 10415.0).check(PARITY_TOLERANCE, "resnet50.onnx")  # measured on a GPU
     with pytest.raises(PairzooError, match="differ by 2.00e-04"):
         Parity(2e-4, 3.0).check(PARITY_TOLERANCE, "small.onnx")  # small outputs: 1e-4 absolute
+
+
+def test_onnx_bytes_name_no_file_of_the_exporting_process(tmp_path, digits):
+    model = build_model("digits-cnn", 10, 1, 0).eval()
+    exported = OnnxExporter(digits.x_test[:16]).export(model, tmp_path / "m.onnx")
+    data = exported.path.read_bytes()
+    for folder in {Path(torch.__file__).parents[2], Path(__file__).parents[1]}:
+        assert str(folder).encode() not in data  # the venv's and the checkout's paths
+    nodes = onnx.load(str(exported.path)).graph.node
+    assert all(p.key != "pkg.torch.onnx.stack_trace" for n in nodes for p in n.metadata_props)
+    assert any(p.key == "pkg.torch.onnx.name_scopes" for n in nodes for p in n.metadata_props)

@@ -9,7 +9,7 @@ import pytest
 
 from pairzoo import NO_TELEMETRY_ENV
 from pairzoo.errors import PairzooError
-from pairzoo.federated import dirichlet_split
+from pairzoo.train.federated import dirichlet_split
 
 from .network import STRACE, outside_traffic, traced
 

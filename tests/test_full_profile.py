@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from pairzoo import manifest
-from pairzoo.data import load_dataset
-from pairzoo.detection_data import load_detection_task
+from pairzoo.archive.validate import validate
+from pairzoo.data.detection import load_detection_task
+from pairzoo.data.image_files import ImageFiles
+from pairzoo.data.loading import load_dataset
 from pairzoo.errors import PairzooError
-from pairzoo.image_files import ImageFiles
-from pairzoo.models import HEADS, build_model
-from pairzoo.pretrained import keras_mobilenet_v2, torch_checkpoint
-from pairzoo.validate import validate
+from pairzoo.models.build import HEADS, build_model
+from pairzoo.models.pretrained import keras_mobilenet_v2, torch_checkpoint
+from pairzoo.record import manifest
 
 from . import fabricate
 from .conftest import ROOT
@@ -144,11 +144,11 @@ DDP_SCRIPT = """
 import json, sys
 import numpy as np, torch
 from pairzoo import distributed
-from pairzoo.data import load_dataset
-from pairzoo.models import build_model
-from pairzoo.publish import PairWriter
-from pairzoo.train import accuracy, train
-from pairzoo.train_config import TrainConfig
+from pairzoo.data.loading import load_dataset
+from pairzoo.models.build import build_model
+from pairzoo.record.writer import PairWriter
+from pairzoo.train.loop import accuracy, train
+from pairzoo.train.config import TrainConfig
 
 data = load_dataset("full", "imagenet")
 model = build_model("digits-cnn", 3, 3, seed=0)

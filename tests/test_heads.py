@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from pairzoo.data import Subset, select_classes
+from pairzoo.data.sets import Subset, select_classes
 from pairzoo.errors import PairzooError
-from pairzoo.export import float_state
-from pairzoo.models import build_model, grow_head, remap_head
-from pairzoo.publish import PairWriter, Training
-from pairzoo.train import train
-from pairzoo.train_config import TrainConfig
-from pairzoo.transfer import forgetting
+from pairzoo.export.exporters import float_state
+from pairzoo.models.build import build_model, grow_head, remap_head
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.steps.transfer import forgetting
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import train
 
 
 def test_remap_head_copies_kept_rows_and_seeds_new_ones():

@@ -2,17 +2,17 @@
 
 import pytest
 
-from pairzoo import language_models as lm
+from pairzoo.data.text import train_tokenizer
 from pairzoo.errors import PairzooError
 from pairzoo.hf_env import transformers
-from pairzoo.hub_checkpoints import (
+from pairzoo.models.hub_checkpoints import (
     hub_snapshot,
     load_causal_lm,
     load_image_classifier,
     text_folder,
 )
-from pairzoo.text_data import train_tokenizer
-from pairzoo.vision_transformers import digits_vit
+from pairzoo.models.vision_transformers import digits_vit
+from pairzoo.steps import language_models as lm
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

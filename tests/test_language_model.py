@@ -7,15 +7,17 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from pairzoo import coded_samples, manifest, view
-from pairzoo import language_models as lm
-from pairzoo.catalog import model_card
-from pairzoo.data import Subset, load_by_id
-from pairzoo.evaluate import OnnxEvaluator
-from pairzoo.export import load_tensors, stored_dtypes
-from pairzoo.publish import PairMeasurement, PairWriter, Training
-from pairzoo.text_data import load_text, pydoc_topics, stdlib_source, train_tokenizer
-from pairzoo.validate import validate
+from pairzoo.archive.validate import validate
+from pairzoo.coding import coded_samples
+from pairzoo.coding.scoring import OnnxEvaluator
+from pairzoo.data.loading import load_by_id
+from pairzoo.data.sets import Subset
+from pairzoo.data.text import load_text, pydoc_topics, stdlib_source, train_tokenizer
+from pairzoo.export.exporters import load_tensors, stored_dtypes
+from pairzoo.record import manifest, view
+from pairzoo.record.writer import PairMeasurement, PairWriter, Training
+from pairzoo.steps import language_models as lm
+from pairzoo.views.catalog import model_card
 
 VOCAB, CONTEXT, RANK = 300, 16, 2
 TINY = lm.LMConfig(VOCAB, 32, 64, 1, 2, CONTEXT)

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from pairzoo import manifest
 from pairzoo.atomic import atomic_path
-from pairzoo.data import Subset, draw, select_classes
+from pairzoo.data.sets import Subset, draw, select_classes
 from pairzoo.errors import PairzooError
-from pairzoo.models import build_model
-from pairzoo.pretrained import Pretrained
-from pairzoo.publish import PairWriter, Training
-from pairzoo.train_config import TrainConfig
+from pairzoo.models.build import build_model
+from pairzoo.models.pretrained import Pretrained
+from pairzoo.record import manifest
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.train.config import TrainConfig
 
 
 def test_written_manifest_satisfies_schema_and_round_trips(built_folder):

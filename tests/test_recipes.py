@@ -8,8 +8,9 @@ import jupytext
 import pytest
 import yaml
 
-from pairzoo import NO_TELEMETRY_ENV, OFFLINE_ENV, manifest
-from pairzoo.validate import validate
+from pairzoo import NO_TELEMETRY_ENV, OFFLINE_ENV
+from pairzoo.archive.validate import validate
+from pairzoo.record import manifest
 
 from .conftest import ROOT
 from .network import STRACE, ReachedOutside, outside_traffic, traced

@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from pairzoo import manifest
-from pairzoo.data import Subset
+from pairzoo.archive.validate import validate
+from pairzoo.data.sets import Subset
 from pairzoo.errors import PairzooError
-from pairzoo.models import build_model
-from pairzoo.publish import PairWriter, Training
-from pairzoo.staged_output import StagedOutput
-from pairzoo.train_config import TrainConfig
-from pairzoo.validate import validate
+from pairzoo.models.build import build_model
+from pairzoo.record import manifest
+from pairzoo.record.staged_output import StagedOutput
+from pairzoo.record.writer import PairWriter, Training
+from pairzoo.train.config import TrainConfig
 
 from .conftest import ROOT
 

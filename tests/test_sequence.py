@@ -5,14 +5,14 @@ import onnx
 import pytest
 import torch
 
-from pairzoo.data import unit_pixels
+from pairzoo.coding.scoring import OnnxEvaluator
+from pairzoo.data.sets import unit_pixels
 from pairzoo.errors import PairzooError
-from pairzoo.evaluate import OnnxEvaluator
-from pairzoo.export import OnnxExporter, float_state, upstream_initializers
-from pairzoo.metrics import mse, psnr
-from pairzoo.models import build_model, remap_head
-from pairzoo.train import accuracy, predict, train
-from pairzoo.train_config import TrainConfig
+from pairzoo.export.exporters import OnnxExporter, float_state, upstream_initializers
+from pairzoo.models.build import build_model, remap_head
+from pairzoo.record.metrics import mse, psnr
+from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy, predict, train
 
 
 def test_lstm_onnx_uses_the_lstm_operator_fed_by_the_framework_tensors(tmp_path, digits):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pairzoo.stats import TensorChange, pair_stats, structure_change
+from pairzoo.record.stats import TensorChange, pair_stats, structure_change
 
 
 def test_tensor_change_on_hand_made_tensors():

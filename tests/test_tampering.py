@@ -8,9 +8,9 @@ import onnx
 import pytest
 from onnx import helper
 
-from pairzoo import manifest
-from pairzoo.package import package
-from pairzoo.validate import validate
+from pairzoo.archive.pack import package
+from pairzoo.archive.validate import validate
+from pairzoo.record import manifest
 
 from .test_coded_samples import coded_folder  # noqa: F401 (a fixture)
 

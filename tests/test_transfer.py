@@ -9,9 +9,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from pairzoo import manifest
-from pairzoo.export import load_tensors
-from pairzoo.validate import validate
+from pairzoo.archive.validate import validate
+from pairzoo.export.exporters import load_tensors
+from pairzoo.record import manifest
 
 from .conftest import ROOT
 
@@ -116,8 +116,8 @@ def test_wrong_correspondence_is_caught(transfer, tmp_path):
 def test_keras_files_agree(outputs, digits):
     """The `.keras` model reloads, matches its ONNX in onnxruntime and its safetensors by name."""
     folder = outputs("keras_transfer")
-    from pairzoo.keras_export import keras_state
-    from pairzoo.keras_models import load_keras
+    from pairzoo.keras.export import keras_state
+    from pairzoo.keras.models import load_keras
 
     keras = load_keras()
     record = manifest.load(folder)["models"]["keras_transfer/add-whole"]

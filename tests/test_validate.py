@@ -1,8 +1,8 @@
 import json
 
-from pairzoo import manifest
+from pairzoo.archive.validate import validate
 from pairzoo.cli import main
-from pairzoo.validate import validate
+from pairzoo.record import manifest
 
 
 def test_built_folder_validates(built_folder, capsys):

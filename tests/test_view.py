@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 import pairzoo
-from pairzoo import manifest, view
+from pairzoo.archive.pack import package
 from pairzoo.errors import PairzooError
-from pairzoo.export import load_tensors, stored_dtypes
-from pairzoo.package import package
+from pairzoo.export.exporters import load_tensors, stored_dtypes
+from pairzoo.record import manifest, view
 
 
 def test_open_lists_models_and_pairs_by_recipe_and_relation(built_folder):

@@ -43,13 +43,13 @@ __version__ = "0.1.0"
 __all__ = ["NO_TELEMETRY_ENV", "OFFLINE_ENV", "PairzooError", "__version__", "open"]
 
 if TYPE_CHECKING:
-    from pairzoo.view import open
+    from pairzoo.record.view import open
 
 
 def __getattr__(name: str) -> object:
     """`pairzoo.open`, imported on first use (the view loads numpy, torch and onnx)."""
     if name == "open":
-        from pairzoo.view import open
+        from pairzoo.record.view import open
 
         return open
     raise AttributeError(f"module 'pairzoo' has no attribute {name!r}")

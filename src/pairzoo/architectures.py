@@ -46,12 +46,13 @@ class Architecture:
 
 
 def _torchvision(name: str, weights: str, head: str, *defaults: tuple[str, str]) -> Architecture:
-    return Architecture(name, "pytorch", f"pairzoo.models:{name}", head, weights, IMAGENET_INPUT,
+    builder = f"pairzoo.models.build:{name}"
+    return Architecture(name, "pytorch", builder, head, weights, IMAGENET_INPUT,
                         IMAGENET_MEAN, IMAGENET_STD, defaults=defaults)  # fmt: skip
 
 
 def _torch(name: str, builder: str, head: str | None, *defaults: tuple[str, str]) -> Architecture:
-    return Architecture(name, "pytorch", f"pairzoo.models:{builder}", head, defaults=defaults)
+    return Architecture(name, "pytorch", f"pairzoo.models.build:{builder}", head, defaults=defaults)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -71,14 +72,14 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture(
             "keras-digits-cnn",
             "keras",
-            "pairzoo.keras_models:digits_cnn",
+            "pairzoo.keras.models:digits_cnn",
             "head",
             defaults=(("keras-classifier", "ci"),),
         ),  # fmt: skip
         Architecture(
             "keras-mobilenet_v2",
             "keras",
-            "pairzoo.keras_models:mobilenet_v2",
+            "pairzoo.keras.models:mobilenet_v2",
             "head",
             weights="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
             input_size=IMAGENET_INPUT,

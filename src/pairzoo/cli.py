@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from pairzoo import manifest, view
-from pairzoo.catalog import pair_rows
+from pairzoo.archive.pack import NotValid, package
+from pairzoo.archive.validate import check
 from pairzoo.errors import PairzooError
-from pairzoo.package import NotValid, package
 from pairzoo.profiles import PROFILES, artifacts_dir
 from pairzoo.recipe_run import parse_value, run_recipe
-from pairzoo.validate import check
+from pairzoo.record import manifest, view
+from pairzoo.views.catalog import pair_rows
 
 
 def _markdown(rows: list[dict]) -> str:

@@ -1,0 +1,1 @@
+"""Archives: validation of an output folder or zip, and packing one."""

@@ -1,0 +1,1 @@
+"""Update coding: codecs, compressed variants, QP sweeps, coded samples, framework-free scoring."""

@@ -1,0 +1,94 @@
+"""A model's metric measured framework-free: ONNX in onnxruntime, with its initializers replaced."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+from pairzoo.data.image_files import DecodedImages, ImageFiles
+from pairzoo.data.sets import ImageData
+from pairzoo.errors import PairzooError
+from pairzoo.record.metrics import METRICS, scorer
+
+
+def providers() -> list[str]:
+    """The execution providers scores run on: CUDA's first where installed (onnxruntime-gpu)."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+INPUT_TYPES = {"tensor(int64)": np.int64}
+
+
+class OnnxEvaluator:
+    """Scores an ONNX model (a file or its bytes) on a test split, optionally with other tensors.
+
+    Pairzoo's ONNX files keep each framework tensor as an initializer under its framework name.
+    The evaluator turns the float initializers into graph inputs, so decoded tensors are fed to one
+    onnxruntime session by name: no framework is needed to measure them.
+    """
+
+    def __init__(
+        self, onnx_model: Path | bytes, data: ImageData, metric: str, batch_size: int = 512
+    ):
+        score = scorer(metric)
+        if score is None:
+            known = sorted(m for m in METRICS if scorer(m))
+            raise PairzooError(f"no scorer for metric {metric!r}: known are {known}")
+        if isinstance(onnx_model, bytes):
+            proto = onnx.load_from_string(onnx_model)
+        else:
+            proto = onnx.load(str(onnx_model))
+        graph = proto.graph
+        floats = [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
+        self.defaults = {i.name: numpy_helper.to_array(i) for i in floats}
+        for init in floats:
+            graph.initializer.remove(init)
+            graph.input.append(
+                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            )
+        self.session = ort.InferenceSession(proto.SerializeToString(), providers=providers())
+        self.input = self.session.get_inputs()[0]
+        self.dtype = INPUT_TYPES.get(self.input.type, np.float32)  # token ids: int64
+        self.score = score
+        self.batch_size = batch_size
+        self.data, self.x, self.y = data, self._inputs(data), data.y_test
+
+    def _batch(self, start: int) -> np.ndarray:
+        return np.asarray(self.x[start : start + self.batch_size], dtype=self.dtype)
+
+    def _inputs(self, data: ImageData) -> np.ndarray | DecodedImages:
+        wanted = tuple(self.input.shape[1:])
+        if isinstance(data.x_test, ImageFiles) and wanted == data.x_test.shape[1:]:
+            return data.x_test.decoded()  # decoded once, not at every score
+        if wanted == data.x_test.shape[1:]:
+            return data.x_test
+        channels_last = np.ascontiguousarray(data.x_test.transpose(0, 2, 3, 1))
+        if wanted == channels_last.shape[1:]:
+            return channels_last
+        raise PairzooError(f"the ONNX input {wanted} fits neither {data.x_test.shape[1:]} nor NHWC")
+
+    def __call__(self, tensors: Mapping[str, np.ndarray] | None = None) -> float:
+        """The metric of the model, with `tensors` (by initializer name) in place of its own."""
+        tensors = tensors or {}
+        absent = sorted(set(tensors) - set(self.defaults))
+        if absent:
+            raise PairzooError(f"tensors {absent[:5]} are not float initializers of the ONNX graph")
+        feeds = {}
+        for name, default in self.defaults.items():
+            value = np.asarray(tensors.get(name, default), dtype=np.float32)
+            if value.size != default.size:
+                raise PairzooError(
+                    f"tensor {name!r} has {value.size} values, the graph {default.size}"
+                )
+            feeds[name] = value.reshape(default.shape)
+        outputs = [
+            self.session.run(None, {**feeds, self.input.name: self._batch(i)})[0]
+            for i in range(0, len(self.x), self.batch_size)
+        ]
+        return self.score(np.concatenate(outputs), self.x, self.data)

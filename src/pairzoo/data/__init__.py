@@ -1,0 +1,1 @@
+"""Data sets: images in memory and in files, detection canvases, text windows."""

@@ -1,0 +1,51 @@
+"""Loading a set by profile or by its manifest id: digits, CIFAR, ImageNet, text windows."""
+
+from __future__ import annotations
+
+from pairzoo.data.imagenet import IMAGENET_LAYOUT, load_imagenet
+from pairzoo.data.sets import (
+    CIFAR10_LAYOUT,
+    CIFAR100_LAYOUT,
+    DIGITS,
+    ImageData,
+    load_cifar10,
+    load_cifar100,
+    load_digits,
+)
+from pairzoo.data.text import ID_PATTERN, load_text_by_id
+from pairzoo.errors import PairzooError
+from pairzoo.profiles import data_dir, pin_threads
+
+
+def _imagenet() -> ImageData:
+    return load_imagenet(data_dir("imagenet", IMAGENET_LAYOUT))
+
+
+FULL_LOADERS = {
+    "cifar10": lambda: load_cifar10(data_dir("cifar10", CIFAR10_LAYOUT)),
+    "cifar100": lambda: load_cifar100(data_dir("cifar100", CIFAR100_LAYOUT)),
+    "imagenet": _imagenet,
+}
+
+
+def load_dataset(profile: str, dataset: str = "cifar10") -> ImageData:
+    """The classification set of a profile: digits (ci), or `dataset` from $PAIRZOO_DATA (full).
+
+    `dataset` (full only) is one of cifar10, cifar100, imagenet.
+    """
+    pin_threads(profile)
+    if profile == "ci":
+        return load_digits()
+    if dataset not in FULL_LOADERS:
+        raise PairzooError(f"unknown dataset {dataset!r}: choose one of {', '.join(FULL_LOADERS)}")
+    return FULL_LOADERS[dataset]()
+
+
+def load_by_id(dataset_id: str) -> ImageData:
+    """A dataset by its manifest id (the full profile's sets read from $PAIRZOO_DATA)."""
+    loaders = {DIGITS.id: load_digits, **FULL_LOADERS}
+    if dataset_id not in loaders and ID_PATTERN.match(dataset_id):
+        return load_text_by_id(dataset_id)  # type: ignore[return-value]
+    if dataset_id not in loaders:
+        raise PairzooError(f"no loader for dataset {dataset_id!r}: known are {sorted(loaders)}")
+    return loaders[dataset_id]()

@@ -1,0 +1,1 @@
+"""The Keras door: the PyTorch vocabulary (build, train, accuracy, export) for Keras."""

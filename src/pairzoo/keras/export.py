@@ -1,0 +1,188 @@
+"""Keras model files: `.keras`, safetensors under the weights' Keras paths, and ONNX via tf2onnx.
+
+TensorFlow, Keras and tf2onnx are imported inside the functions, so importing pairzoo never loads
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from safetensors.numpy import save_file
+
+from pairzoo.atomic import atomic_path
+from pairzoo.errors import PairzooError
+from pairzoo.export.exporters import (
+    INPUT_NAME,
+    OPSET,
+    OUTPUT_NAME,
+    PARITY_TOLERANCE,
+    ModelFiles,
+    OnnxExport,
+    Parity,
+)
+from pairzoo.keras.models import load_keras
+from pairzoo.timing import timed
+
+if TYPE_CHECKING:
+    import keras
+
+GENERATED_NAME = re.compile(r"^(.*)__\d+$")
+
+
+def keras_state(model: keras.Model) -> dict[str, np.ndarray]:
+    """Every weight (BatchNorm's moving statistics too) by its Keras path, e.g. `head/kernel`."""
+    state = {weight.path: np.ascontiguousarray(weight.numpy()) for weight in model.weights}
+    if len(state) != len(model.weights):
+        raise PairzooError(f"{model.name} has weights sharing one path; name its layers uniquely")
+    return state
+
+
+def _renumber_shared_objects(config: object, ids: dict[int, int]) -> object:
+    """Keras names objects shared between layers by their memory address: number them in order."""
+    if isinstance(config, dict):
+        return {
+            key: ids.setdefault(value, len(ids))
+            if key == "shared_object_id"
+            else _renumber_shared_objects(value, ids)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [_renumber_shared_objects(value, ids) for value in config]
+    return config
+
+
+def save_keras_file(model: keras.Model, path: Path) -> Path:
+    """Write the `.keras` file byte-reproducibly (atomically).
+
+    No save date, fixed zip times, and shared objects numbered in order instead of by address.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        raw = Path(folder) / "model.keras"
+        model.save(raw)
+        with (
+            zipfile.ZipFile(raw) as source,
+            atomic_path(path) as tmp,
+            zipfile.ZipFile(tmp, "w") as target,
+        ):
+            for entry in source.infolist():
+                data = source.read(entry)
+                if entry.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata).encode()
+                if entry.filename == "config.json":
+                    data = json.dumps(_renumber_shared_objects(json.loads(data), {})).encode()
+                fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                fixed.compress_type = entry.compress_type
+                target.writestr(fixed, data)
+    return path
+
+
+def _renumber_generated_names(graph: onnx.GraphProto) -> None:
+    """Renumber tf2onnx's made-up names (`new_shape__29`) in graph order.
+
+    tf2onnx counts them process-wide, in an order that varies between runs; one model, one file.
+    """
+    seen = [init.name for init in graph.initializer]
+    for node in graph.node:
+        seen += [node.name, *node.input, *node.output]
+    taken = {name for name in seen if not GENERATED_NAME.match(name)}
+    renamed: dict[str, str] = {}
+    for name in seen:
+        match = GENERATED_NAME.match(name)
+        if match and name not in renamed:
+            number = len(renamed)
+            while f"{match[1]}__{number}" in taken:
+                number += 1
+            renamed[name] = f"{match[1]}__{number}"
+            taken.add(renamed[name])
+    for init in graph.initializer:
+        init.name = renamed.get(init.name, init.name)
+    for node in graph.node:
+        node.name = renamed.get(node.name, node.name)
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+    for info in [*graph.value_info, *graph.input, *graph.output]:
+        info.name = renamed.get(info.name, info.name)
+
+
+def keras_to_onnx(model: keras.Model, opset: int = OPSET) -> onnx.ModelProto:
+    """The model as ONNX by tf2onnx, from a `tf.function` with a batch-dynamic input signature.
+
+    Input and output are named `input` and `logits` like pairzoo's PyTorch exports. The
+    initializers keep tf2onnx's names: TensorFlow's graph optimiser folds BatchNorm into the
+    convolutions, so Keras's tensors are not all in the graph.
+    """
+    load_keras()
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name=INPUT_NAME)
+    function = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset)
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = [OUTPUT_NAME if name == old else name for name in node.output]
+    proto.graph.output[0].name = OUTPUT_NAME
+    _renumber_generated_names(proto.graph)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def keras_parity(proto: onnx.ModelProto, model: keras.Model, x: np.ndarray) -> Parity:
+    """Difference between onnxruntime and Keras on batch `x`, and the outputs' scale."""
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    ours = session.run(None, {INPUT_NAME: x.astype(np.float32)})[0]
+    return Parity.between(ours, np.asarray(model(x, training=False)))
+
+
+class KerasExporter:
+    """Writes Keras models as `.keras`, safetensors and ONNX, parity-checked on `sample`."""
+
+    def __init__(self, sample: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> None:
+        self.sample = sample
+        self.tolerance = tolerance
+
+    def save(self, model: keras.Model, stem: Path) -> ModelFiles:
+        """Write `stem`.keras, `stem`.safetensors and a parity-checked `stem`.onnx, atomically."""
+        keras = load_keras()
+        import tensorflow as tf
+        import tf2onnx
+
+        stem = Path(stem)
+        with timed("export"):
+            proto = keras_to_onnx(model)
+        with timed("parity"):
+            parity = keras_parity(proto, model, self.sample).check(
+                self.tolerance, stem.with_suffix(".onnx")
+            )
+        with timed("export"):
+            save_keras_file(model, stem.with_suffix(".keras"))
+            with atomic_path(stem.with_suffix(".safetensors")) as tmp:
+                save_file(keras_state(model), str(tmp), metadata={"model": stem.name})
+            with atomic_path(stem.with_suffix(".onnx")) as tmp:
+                onnx.save(proto, str(tmp))
+        versions = f"tensorflow {tf.__version__}, keras {keras.__version__}"
+        exporter = f"tf2onnx {tf2onnx.__version__} ({versions})"
+        onnx_file = OnnxExport(
+            stem.with_suffix(".onnx"),
+            OPSET,
+            parity.max_abs_diff,
+            exporter,
+            initializer_names="exporter",
+            output_scale=parity.output_scale,
+        )
+        others = {"keras": stem.with_suffix(".keras")}
+        safetensors = stem.with_suffix(".safetensors")
+        return ModelFiles(
+            onnx_file, safetensors, "keras", keras.__version__, model.count_params(), others
+        )

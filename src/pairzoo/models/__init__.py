@@ -1,0 +1,1 @@
+"""Architectures: builders, heads, pretrained weights, autoencoders, sequence models."""

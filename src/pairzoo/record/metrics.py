@@ -1,0 +1,178 @@
+"""The metrics recorded in the manifest, by id: definition, unit, direction, scorer.
+
+A scorer is framework-free (NumPy on the outputs of an ONNX model in onnxruntime); metrics that
+are measured on pairs, or need a framework, have none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pairzoo.data.sets import ImageData, unit_pixels
+from pairzoo.errors import PairzooError
+
+Scorer = Callable[[np.ndarray, np.ndarray, ImageData], float]  # (outputs, inputs fed, test data)
+
+
+def top1(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy in percent."""
+    return 100.0 * float(np.mean(logits.argmax(1) == labels))
+
+
+def mse(reconstructions: np.ndarray, images: np.ndarray) -> float:
+    """Mean squared error over every value."""
+    if reconstructions.shape != images.shape:
+        raise PairzooError(f"reconstructions {reconstructions.shape} differ from {images.shape}")
+    return float(np.mean((reconstructions.astype(np.float64) - images) ** 2))
+
+
+def psnr(reconstructions: np.ndarray, images: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of images in [0, 1] (peak 1): -10·log10(MSE)."""
+    error = mse(reconstructions, images)
+    if error == 0.0:
+        raise PairzooError("PSNR is unbounded for a reconstruction equal to its images")
+    return float(-10.0 * np.log10(error))
+
+
+def next_token_log_probs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Log-probability (float64) that a causal LM's logits give each next token of `tokens`.
+
+    `logits` (windows, context, vocabulary) at position t predict `tokens` at t + 1.
+    """
+    if logits.shape[:2] != tokens.shape:
+        raise PairzooError(f"logits {logits.shape} do not fit token windows {tokens.shape}")
+    scores = logits[:, :-1].astype(np.float64)
+    peak = scores.max(-1, keepdims=True)
+    normaliser = peak[..., 0] + np.log(np.exp(scores - peak).sum(-1))
+    chosen = np.take_along_axis(scores, tokens[:, 1:, None], -1)[..., 0]
+    return chosen - normaliser
+
+
+def perplexity(logits: np.ndarray, tokens: np.ndarray) -> float:
+    """Perplexity: exp of the mean negative log-likelihood of every next token of every window."""
+    return float(np.exp(-next_token_log_probs(logits, tokens).mean()))
+
+
+def next_token_top1(logits: np.ndarray, tokens: np.ndarray) -> float:
+    """Share (%) of next tokens that are the highest-scoring token of the logits before them."""
+    return 100.0 * float(np.mean(logits[:, :-1].argmax(-1) == tokens[:, 1:]))
+
+
+def _in_unit_pixels(score: Callable[[np.ndarray, np.ndarray], float]) -> Scorer:
+    def scorer(outputs: np.ndarray, inputs: np.ndarray, data: ImageData) -> float:
+        return score(unit_pixels(data.info.id, outputs), unit_pixels(data.info.id, inputs))
+
+    return scorer
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: its name, definition, unit, direction and framework-free scorer (if any)."""
+
+    name: str
+    definition: str
+    unit: str
+    higher_is_better: bool
+    scorer: Scorer | None = None
+
+    def record(self) -> dict:
+        """The manifest's definition: name, definition, unit, direction."""
+        return {
+            "name": self.name,
+            "definition": self.definition,
+            "unit": self.unit,
+            "higher_is_better": self.higher_is_better,
+        }
+
+
+METRICS: dict[str, Metric] = {
+    "top1": Metric(
+        name="top-1 accuracy",
+        definition="share of test images whose highest-scoring class is the true class; "
+        "where a measurement lists `classes`, only test images of those classes count",
+        unit="%",
+        higher_is_better=True,
+        scorer=lambda outputs, _, data: top1(outputs, data.y_test),
+    ),
+    "top1-known-classes": Metric(
+        name="top-1 accuracy on the classes the base knew",
+        definition="a pair's measurement: top-1 accuracy of base and of updated model on the "
+        "test images of the classes both predict (the base's classes that the update kept in "
+        "the same output slots); base minus updated is the forgetting",
+        unit="%",
+        higher_is_better=True,
+    ),
+    "map50": Metric(
+        name="box mAP@0.5",
+        definition="mean over classes of the COCO 101-point interpolated average precision of "
+        "boxes matched at IoU >= 0.5 (torchmetrics MeanAveragePrecision, pycocotools backend)",
+        unit="%",
+        higher_is_better=True,
+    ),
+    "map": Metric(
+        name="box mAP@[.5:.95]",
+        definition="the COCO primary metric: box average precision averaged over classes and "
+        "IoU thresholds 0.50, 0.55, ..., 0.95 (torchmetrics MeanAveragePrecision, pycocotools)",
+        unit="%",
+        higher_is_better=True,
+    ),
+    "psnr": Metric(
+        name="reconstruction PSNR",
+        definition="peak signal-to-noise ratio of an autoencoder's reconstructions of the test "
+        "images, 10·log10(1 / MSE), with MSE the mean squared error over every pixel and channel "
+        "of the whole test split after mapping reconstructions and originals from the loader's "
+        "normalised units back to the dataset's pixel range scaled to [0, 1] (so the peak is 1: "
+        "digits' intensities 0…16, CIFAR-10's 0…255); outputs are not clipped",
+        unit="dB",
+        higher_is_better=True,
+        scorer=_in_unit_pixels(psnr),
+    ),
+    "reconstruction-mse": Metric(
+        name="reconstruction mean squared error",
+        definition="mean squared error of an autoencoder's reconstructions of the test images "
+        "over every pixel and channel of the whole test split, in the dataset's pixel range "
+        "scaled to [0, 1] (as for `psnr`, which is -10·log10 of it)",
+        unit="",
+        higher_is_better=False,
+        scorer=_in_unit_pixels(mse),
+    ),
+    "perplexity": Metric(
+        name="perplexity",
+        definition="of a causal language model on the test windows of a text dataset: "
+        "exp of the mean negative log-likelihood (natural log) of every next token, where the "
+        "logits at position t of a window predict its token t + 1 (context-1 predictions per "
+        "window, windows scored independently, no padding)",
+        unit="",
+        higher_is_better=False,
+        scorer=lambda outputs, inputs, _: perplexity(outputs, inputs),
+    ),
+    "next-token-top1": Metric(
+        name="next-token top-1 accuracy",
+        definition="of a causal language model on the test windows of a text dataset: share of "
+        "next tokens (as for `perplexity`) that are the highest-scoring token of the logits",
+        unit="%",
+        higher_is_better=True,
+        scorer=lambda outputs, inputs, _: next_token_top1(outputs, inputs),
+    ),
+    "perplexity-base-domain": Metric(
+        name="perplexity on the base's domain",
+        definition="a pair's measurement: `perplexity` of base and updated model on the test "
+        "windows of the base's text dataset, for an update trained on another domain; updated "
+        "minus base is the forgetting",
+        unit="",
+        higher_is_better=False,
+    ),
+}
+
+
+def scorer(metric: str) -> Scorer | None:
+    """The framework-free scorer of `metric`; None where it has none or is not defined here."""
+    return METRICS[metric].scorer if metric in METRICS else None
+
+
+def definitions() -> dict[str, dict]:
+    """The manifest's `metrics` section: every metric's definition, by id."""
+    return {metric: definition.record() for metric, definition in METRICS.items()}

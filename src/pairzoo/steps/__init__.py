@@ -1,0 +1,1 @@
+"""Steps several recipes share: transfer learning, language-model pairs."""

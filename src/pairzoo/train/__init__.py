@@ -1,0 +1,1 @@
+"""Training: the loop, its configuration, input feeds, federated rounds, detectors."""

@@ -1,0 +1,205 @@
+"""Batches made where the model runs: JPEGs decoded on the GPU, prepared ahead on a side stream.
+
+On CUDA a thread prepares the next batches (file bytes from DataLoader workers, decoded by nvJPEG,
+cropped, normalised, channels_last) on its own CUDA stream while the default stream trains on the
+current one. Everything here also runs on the CPU, where it is tested.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from pairzoo import distributed
+from pairzoo.data.image_files import (
+    CroppedFiles,
+    EncodedFiles,
+    ImageFiles,
+    decode_images,
+    normalise,
+)
+from pairzoo.errors import PairzooError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+_DONE = object()
+
+
+def _collate(items: list[tuple[bytes, int]]) -> tuple[list[bytes], torch.Tensor]:
+    return [data for data, _ in items], torch.tensor([label for _, label in items])
+
+
+def _encoded(files: list[bytes]) -> list[torch.Tensor]:
+    return [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in files]
+
+
+def _layout(inputs: torch.Tensor) -> torch.Tensor:
+    """Images in channels_last on CUDA (where convolutions run fastest in it); as they are else."""
+    if inputs.is_cuda and inputs.dim() == 4:
+        return inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+class _Order(Sampler[int]):
+    """The indices of the current epoch, set before each pass over a persistent DataLoader."""
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+
+DECODERS = ("gpu", "workers")
+
+
+def decoder() -> str:
+    """Where JPEG files are decoded for a GPU: $PAIRZOO_DECODE, else "gpu" (nvJPEG).
+
+    "workers": DataLoader workers decode and crop on the CPU (libjpeg), the GPU normalises.
+    """
+    where = os.environ.get("PAIRZOO_DECODE") or "gpu"
+    if where not in DECODERS:
+        raise PairzooError(f"PAIRZOO_DECODE={where!r}: choose one of {DECODERS}")
+    return where
+
+
+class JpegFeed:
+    """Batches of JPEG files decoded and transformed for `device`, made one batch ahead.
+
+    DataLoader workers stay alive from one pass to the next. With the "gpu" decoder they read the
+    files' bytes, decoded and transformed on `device` as `ImageFiles` does on the CPU; with
+    "workers" they decode and crop (one worker per CPU but one) and `device` normalises.
+    """
+
+    def __init__(
+        self,
+        files: ImageFiles,
+        labels: np.ndarray,
+        batch_size: int,
+        device: torch.device | str,
+        where: str = "gpu",
+    ) -> None:
+        self.files, self.device, self.where = files, torch.device(device), where
+        self.order = _Order()
+        in_workers = where == "workers"
+        workers = distributed.workers(most=max(1, (os.cpu_count() or 2) - 1) if in_workers else 8)
+        self.loader = DataLoader(
+            CroppedFiles(files, labels) if in_workers else EncodedFiles(files, labels),
+            batch_size=batch_size,
+            sampler=self.order,
+            num_workers=workers,
+            collate_fn=None if in_workers else _collate,
+            pin_memory=in_workers and self.device.type == "cuda",
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers else None,
+        )
+
+    def __call__(self, indices: torch.Tensor) -> Iterator[Batch]:
+        """(images, labels) at `indices`, in order."""
+        self.order.indices = indices.tolist()
+        files, device = self.files, self.device
+        if self.where == "workers":
+            made = (
+                (normalise(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
+                for x, y in self.loader
+            )
+        else:
+            made = (
+                (decode_images(_encoded(data), files.train, files.size, device), y.to(device))
+                for data, y in self.loader
+            )
+        yield from prefetched(((_layout(x), y) for x, y in made), device)
+
+
+def prefetched(batches: Iterable[Batch], device: torch.device, depth: int = 2) -> Iterator[Batch]:
+    """`batches`, made up to `depth` ahead by a thread.
+
+    On a GPU the thread works on its own stream of high priority: its kernels do not queue
+    behind the training step's.
+    """
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    side = torch.cuda.Stream(device, priority=-1) if device.type == "cuda" else None
+
+    def produce() -> None:
+        try:
+            if side is not None:
+                torch.cuda.set_device(device)
+            with torch.cuda.stream(side) if side is not None else nullcontext():
+                for batch in batches:
+                    event = side.record_event() if side is not None else None
+                    while not stop.is_set():
+                        try:
+                            ready.put((batch, event), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            ready.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put((exc, None))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            batch, event = ready.get()
+            if batch is _DONE:
+                return
+            if isinstance(batch, BaseException):
+                raise batch
+            if event is not None:
+                stream = torch.cuda.current_stream(device)
+                stream.wait_event(event)
+                for tensor in batch:
+                    tensor.record_stream(stream)  # its memory is not reused while it trains
+            yield batch
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _pinned(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.pin_memory() if torch.cuda.is_available() else tensor
+
+
+class ArrayFeed:
+    """Batches of in-memory arrays on `device`, moved there once when they fit.
+
+    Arrays larger than a quarter of the device's free memory are gathered batch by batch into
+    pinned host memory and copied without blocking.
+    """
+
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device | str
+    ) -> None:
+        self.device, self.batch_size = torch.device(device), batch_size
+        self.inputs, self.targets = torch.from_numpy(x), torch.from_numpy(y)
+        cuda = self.device.type == "cuda"
+        free = torch.cuda.mem_get_info(self.device)[0] if cuda else 0
+        self.on_device = self.inputs.nbytes + self.targets.nbytes < free // 4
+        if self.on_device:
+            self.inputs, self.targets = self.inputs.to(device), self.targets.to(device)
+
+    def __call__(self, indices: torch.Tensor) -> Iterator[Batch]:
+        """(inputs, targets) at `indices`, in order."""
+        if self.on_device:
+            indices = indices.to(self.device)
+        for start in range(0, len(indices), self.batch_size):
+            batch = indices[start : start + self.batch_size]
+            if self.on_device:
+                yield _layout(self.inputs[batch]), self.targets[batch]
+            else:
+                pinned = [_pinned(t[batch]) for t in (self.inputs, self.targets)]
+                yield tuple(_layout(t.to(self.device, non_blocking=True)) for t in pinned)

@@ -1,0 +1,1 @@
+"""Views of an output: tables, catalogue, lineage."""
