@@ -116,36 +116,15 @@ class PairWriter:
         return self.output.path(self.model_id(name).split("/", 1)[1])
 
     def add_model(
-        self,
-        name: str,
-        model: Any,
-        *,
-        training: Training,
-        metrics: dict[str, float],
-        architecture: str | None = None,
-        description: str = "",
-        classes: Sequence[str] | None = None,
-        extra: dict | None = None,
-        data: ImageData | DetectionData | None = None,
-        exporter: Exporter | None = None,
-        test_classes: Sequence[str] | None = None,
+        self, name: str, model: Any, *, exporter: Exporter | None = None, **details: Any
     ) -> dict:
-        """Write `model`'s files with its framework's `exporter`, record it and print its summary.
+        """Write `model`'s files with its framework's `exporter` and enter it (`record_model`).
 
-        `data` and `exporter` default to the writer's (a classifier set and its PyTorch exporter).
+        `exporter` defaults to the writer's PyTorch exporter; `details` are `record_model`'s
+        keywords (training, metrics, architecture, description, classes, extra, data, …).
         """
-        files = (exporter or self.exporter).save(model, self.path_stem(name))
         return self.record_model(
-            name,
-            files,
-            architecture=architecture,
-            training=training,
-            metrics=metrics,
-            description=description,
-            classes=classes,
-            extra=extra,
-            data=data,
-            test_classes=test_classes,
+            name, (exporter or self.exporter).save(model, self.path_stem(name)), **details
         )
 
     def record_model(
