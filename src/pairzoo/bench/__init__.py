@@ -1,0 +1,1 @@
+"""The benchmark: any update codec on every pair (the plug-in, the harness, its results)."""
