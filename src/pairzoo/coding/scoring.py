@@ -75,6 +75,10 @@ class OnnxEvaluator:
 
     def __call__(self, tensors: Mapping[str, np.ndarray] | None = None) -> float:
         """The metric of the model, with `tensors` (by initializer name) in place of its own."""
+        return self.score(self.outputs(tensors), self.x, self.data)
+
+    def outputs(self, tensors: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """The model's outputs on the whole test split, with `tensors` in place of its own."""
         tensors = tensors or {}
         absent = sorted(set(tensors) - set(self.defaults))
         if absent:
@@ -91,4 +95,4 @@ class OnnxEvaluator:
             self.session.run(None, {**feeds, self.input.name: self._batch(i)})[0]
             for i in range(0, len(self.x), self.batch_size)
         ]
-        return self.score(np.concatenate(outputs), self.x, self.data)
+        return np.concatenate(outputs)
