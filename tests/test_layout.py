@@ -6,8 +6,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pairzoo"
 # from the ground up; the package's other top-level modules (infrastructure) are floor 0, and
 # its door (`pairzoo/__init__`) and the CLI the roof
-FLOORS = ("data", "models", "train", "export", "keras", "record", "coding", "bench", "steps", "views",
-          "archive")  # fmt: skip
+FLOORS = ("data", "models", "train", "export", "keras", "record", "coding", "bench", "steps",
+          "views", "archive")  # fmt: skip
 
 
 def _imports() -> dict[str, set[str]]:

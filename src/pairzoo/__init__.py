@@ -40,16 +40,21 @@ def _quiet_loaded_libraries() -> None:
 _quiet_loaded_libraries()
 
 __version__ = "0.1.0"
-__all__ = ["NO_TELEMETRY_ENV", "OFFLINE_ENV", "PairzooError", "__version__", "open"]
+__all__ = ["NO_TELEMETRY_ENV", "OFFLINE_ENV", "PairzooError", "__version__", "evaluate", "open"]
 
 if TYPE_CHECKING:
-    from pairzoo.record.view import open
+    from pairzoo.bench.harness import evaluate
+    from pairzoo.bench.testset import open
 
 
 def __getattr__(name: str) -> object:
-    """`pairzoo.open`, imported on first use (the view loads numpy, torch and onnx)."""
+    """`pairzoo.open` and `pairzoo.evaluate`, imported on first use (they load numpy and onnx)."""
     if name == "open":
-        from pairzoo.record.view import open
+        from pairzoo.bench.testset import open
 
         return open
+    if name == "evaluate":
+        from pairzoo.bench.harness import evaluate
+
+        return evaluate
     raise AttributeError(f"module 'pairzoo' has no attribute {name!r}")

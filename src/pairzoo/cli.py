@@ -89,6 +89,43 @@ def _package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _values(text: str) -> tuple[str, list[object]]:
+    name, sep, values = text.partition("=")
+    if not sep or not name.isidentifier() or not values:
+        raise PairzooError(f"parameter {text!r}: write NAME=V1,V2,... (e.g. qp=-20,-30)")
+    return name, [parse_value(value) for value in values.split(",")]
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from pairzoo.bench import summary
+    from pairzoo.bench.harness import evaluate
+    from pairzoo.bench.plugin import codec_name, load_codec
+    from pairzoo.bench.testset import open as open_set
+
+    parameters = dict(_values(text) for text in args.parameter)
+    codec = load_codec(args.codec)
+    target = _folder(args)
+    if not target.exists():
+        raise PairzooError(f"{target}: no such folder or archive")
+    output = Path(args.output or f"evaluations/{codec_name(codec)}")
+    with open_set(target) as test_set:
+        evaluation = evaluate(
+            codec,
+            test_set,
+            parameters,
+            args.pairs,
+            args.relation,
+            output,
+            args.workers,
+            resume=not args.restart,
+        )
+        summary.write(evaluation, test_set, output)
+    for row in evaluation.errors:
+        print(f"error: {row['pair']} {row['params']}: {row['error']}", file=sys.stderr)
+    print(evaluation.line())
+    return 1 if evaluation.errors else 0
+
+
 def _run(args: argparse.Namespace) -> int:
     parameters = {name: parse_value(value) for name, value in args.parameter}
     run_recipe(Path(args.recipe), parameters)
@@ -127,6 +164,27 @@ def parser() -> argparse.ArgumentParser:
         help="set a parameter (a Python literal, else text)",
     )
     run.set_defaults(func=_run)
+    evaluate = commands.add_parser(
+        "evaluate", help="score a codec on every pair: results.csv/json, summary, BD-rate"
+    )
+    evaluate.add_argument(
+        "codec", help="module:object, path/to/file.py[:object], or a built-in codec's name"
+    )
+    evaluate.add_argument(
+        "dir", nargs="?", help="test set: folder or .zip (default: artifacts/<profile>)"
+    )
+    evaluate.add_argument(
+        "-p", "--parameter", action="append", default=[], metavar="NAME=V1,V2",
+        help="a codec parameter and its values (Python literals); every combination is run",
+    )  # fmt: skip
+    evaluate.add_argument("--pairs", help="only pairs whose id matches this glob")
+    evaluate.add_argument("--relation", help="only pairs of this relation")
+    evaluate.add_argument("-o", "--output", help="results folder (default: evaluations/<codec>)")
+    evaluate.add_argument("--workers", type=int, default=1, help="processes scoring pairs")
+    evaluate.add_argument(
+        "--restart", action="store_true", help="replace earlier results in -o instead of resuming"
+    )
+    evaluate.set_defaults(func=_evaluate)
     return top
 
 

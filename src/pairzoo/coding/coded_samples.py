@@ -78,7 +78,8 @@ def measured_split(measurement: dict) -> ImageData:
     return select_classes(data, [data.classes.index(name) for name in measurement["classes"]])
 
 
-def _metric(record: dict) -> str:
+def metric_of(record: dict) -> str:
+    """The first metric of a model record that has a framework-free scorer."""
     known = [m for m in record["metrics"] if scorer(m)]
     if not known:
         raise PairzooError(f"none of the metrics {sorted(record['metrics'])} can be scored here")
@@ -91,7 +92,7 @@ def load_pair(pair: Pair) -> tuple[LoadedPair, OnnxEvaluator]:
     Returns the pair and the scorer of its reconstructions.
     """
     base, updated = pair.base, pair.updated
-    metric = _metric(updated.record)
+    metric = metric_of(updated.record)
     measurement = updated.metrics[metric]
     evaluate = OnnxEvaluator(updated.read("onnx"), measured_split(measurement), metric)
     loaded = LoadedPair(

@@ -61,6 +61,24 @@ def next_token_top1(logits: np.ndarray, tokens: np.ndarray) -> float:
     return 100.0 * float(np.mean(logits[:, :-1].argmax(-1) == tokens[:, 1:]))
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities (float64) of logits over their last axis."""
+    scores = logits.astype(np.float64)
+    peak = scores.max(-1, keepdims=True)
+    return scores - peak - np.log(np.exp(scores - peak).sum(-1, keepdims=True))
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood (natural log) of the true labels under softmax(logits)."""
+    chosen = np.take_along_axis(log_softmax(logits), labels[:, None].astype(np.int64), -1)
+    return float(-chosen.mean())
+
+
+def agreement(outputs: np.ndarray, reference: np.ndarray) -> float:
+    """Share (%) of positions where the outputs' highest score is in the reference's slot."""
+    return 100.0 * float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+
+
 def _in_unit_pixels(score: Callable[[np.ndarray, np.ndarray], float]) -> Scorer:
     def scorer(outputs: np.ndarray, inputs: np.ndarray, data: ImageData) -> float:
         return score(unit_pixels(data.info.id, outputs), unit_pixels(data.info.id, inputs))
@@ -157,6 +175,31 @@ METRICS: dict[str, Metric] = {
         higher_is_better=True,
         scorer=lambda outputs, inputs, _: next_token_top1(outputs, inputs),
     ),
+    "nll": Metric(
+        name="test cross-entropy",
+        definition="a reconstruction's fidelity measure: the mean negative log-likelihood "
+        "(natural log) that the model's softmax gives the true class of every test image (for "
+        "a classifier) or every next token (for a language model, as for `perplexity`, whose "
+        "log it is); continuous, so it ranks reconstructions that top-1 cannot tell apart",
+        unit="nats",
+        higher_is_better=False,
+    ),
+    "agreement": Metric(
+        name="top-1 agreement with the uncoded model",
+        definition="a reconstruction's fidelity measure: the share of test images (or next-token "
+        "positions of a language model) whose highest-scoring output slot is the same as the "
+        "uncoded updated model's, whatever the true label",
+        unit="%",
+        higher_is_better=True,
+    ),
+    "output-mse": Metric(
+        name="output mean squared error against the uncoded model",
+        definition="a reconstruction's fidelity measure for an autoencoder: the mean squared "
+        "difference between its reconstructions of the test images and the uncoded updated "
+        "model's, in the dataset's pixel range scaled to [0, 1] (as for `psnr`)",
+        unit="",
+        higher_is_better=False,
+    ),
     "perplexity-base-domain": Metric(
         name="perplexity on the base's domain",
         definition="a pair's measurement: `perplexity` of base and updated model on the test "
@@ -166,6 +209,27 @@ METRICS: dict[str, Metric] = {
         higher_is_better=False,
     ),
 }
+
+
+def fidelity(
+    metric: str, outputs: np.ndarray, reference: np.ndarray, inputs: np.ndarray, data: ImageData
+) -> dict[str, float]:
+    """The fidelity measures (`nll`, `agreement`, `output-mse`) that fit `metric`'s model.
+
+    `outputs` are a reconstruction's, `reference` the uncoded updated model's, on the same inputs.
+    """
+    if metric == "top1":
+        measures = {"agreement": agreement(outputs, reference)}
+        if data.y_test.max() < outputs.shape[-1]:  # else some labels have no output slot
+            measures["nll"] = cross_entropy(outputs, data.y_test)
+        return measures
+    if metric in ("perplexity", "next-token-top1"):
+        nll = float(-next_token_log_probs(outputs, inputs).mean())
+        return {"nll": nll, "agreement": agreement(outputs[:, :-1], reference[:, :-1])}
+    if metric in ("psnr", "reconstruction-mse"):
+        same = unit_pixels(data.info.id, outputs), unit_pixels(data.info.id, reference)
+        return {"output-mse": mse(*same)}
+    return {}
 
 
 def scorer(metric: str) -> Scorer | None:

@@ -109,6 +109,8 @@ class Pair(_Entry):
 class Folder:
     """An output folder or an archive, read through its schema-checked manifest."""
 
+    pair_type: type[Pair] = Pair  # what `pair` and `pairs` make of each entry
+
     def __init__(self, tree: Tree, entries: dict):
         self.tree, self.entries = tree, entries
 
@@ -133,7 +135,7 @@ class Folder:
         """The pair `pair_id`; PairzooError if the manifest has none."""
         if pair_id not in self.entries["pairs"]:
             raise PairzooError(f"{self.tree.label}: no pair {pair_id!r} in the manifest")
-        return Pair(self, pair_id, self.entries["pairs"][pair_id])
+        return self.pair_type(self, pair_id, self.entries["pairs"][pair_id])
 
     def models(self, recipe: str | None = None) -> list[Model]:
         """The models in id order, only `recipe`'s if given."""
@@ -146,7 +148,7 @@ class Folder:
     def pairs(self, recipe: str | None = None, relation: str | None = None) -> list[Pair]:
         """The pairs in id order, only those of `recipe` and `relation` where given."""
         return [
-            Pair(self, pair_id, record)
+            self.pair_type(self, pair_id, record)
             for pair_id, record in sorted(self.entries["pairs"].items())
             if recipe in (None, record["recipe"]) and relation in (None, record["relation"])
         ]
