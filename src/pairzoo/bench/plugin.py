@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from pairzoo.bench.builtin_codecs import BUILTIN
 from pairzoo.errors import PairzooError
 
 Tensors = Mapping[str, np.ndarray]
@@ -88,11 +89,13 @@ def check_parameters(codec: Codec, params: Mapping[str, object]) -> None:
 
 
 def load_codec(spec: str) -> Codec:
-    """The codec `spec` names: `module:object` or `path/to/file.py:object` (an instance or class).
+    """The codec `spec` names: a built-in's name, `module:object` or `path/to/file.py:object`.
 
-    A class is instantiated without arguments; a module or file without `:object` must hold
-    exactly one codec at its top level.
+    An object is an instance or a class, instantiated without arguments; a module or file without
+    `:object` must hold exactly one codec at its top level.
     """
+    if spec in BUILTIN:
+        return BUILTIN[spec]
     where, _, attribute = spec.partition(":")
     module = _module(where)
     if attribute:

@@ -91,6 +91,8 @@ def _prepare(tensors: Tensors) -> dict[str, np.ndarray]:
         raise PairzooError("nothing to code: the tensor dict is empty")
     prepared = {}
     for name, array in tensors.items():
+        if isinstance(array, np.generic):  # a 0-d tensor after arithmetic (a delta)
+            array = np.asarray(array)
         if not isinstance(array, np.ndarray) or array.dtype != np.float32:
             kind = getattr(array, "dtype", type(array).__name__)
             raise PairzooError(f"NNC codes float32 arrays only; tensor {name!r} is {kind}")
@@ -130,11 +132,14 @@ def encode(
 
 
 def decode(
-    bitstream: bytes, shapes: Mapping[str, tuple[int, ...]], context: dict | None = None
+    bitstream: bytes,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    context: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """The tensors of an NNC bitstream, shaped as `shapes` says.
+    """The tensors of an NNC bitstream, shaped as `shapes` says (as the bitstream says without it).
 
-    NNC leaves out tensors that quantise to all zeros; they come back as zeros here.
+    Coding differences, NNC leaves out tensors that quantise to all zeros; with `shapes`, they
+    come back as zeros here.
     """
     decoded = run_nnc(
         "decoding a bitstream",
@@ -142,6 +147,8 @@ def decode(
             bytearray(bitstream), approx_param_base=context, update_base_param=context is not None
         ),
     )
+    if shapes is None:
+        return {name: np.asarray(array, dtype=np.float32) for name, array in decoded.items()}
     unknown = sorted(set(decoded) - set(shapes))
     if unknown:
         raise PairzooError(f"the bitstream holds tensors that were not expected: {unknown[:5]}")
