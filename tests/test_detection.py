@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pairzoo.archive.validate import validate
+from pairzoo.coding import coded_samples
 from pairzoo.data.detection import (
     VOC_CLASSES,
     digit_canvases,
@@ -18,7 +19,7 @@ from pairzoo.data.sets import Subset
 from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import DetectorExporter, float_state
 from pairzoo.models.build import build_model
-from pairzoo.record import manifest
+from pairzoo.record import manifest, view
 from pairzoo.record.writer import PairWriter, Training
 from pairzoo.train.detection import (
     DetectorConfig,
@@ -166,6 +167,13 @@ def test_pair_records_copied_changed_new_and_validates(detector_files):
     assert set(pair["stats"]["tensors"]) == set(tensor_map)
     assert pair["structure_change"]["removed"] == ["classifier.bias", "classifier.weight"]
     assert validate(folder) == []
+
+
+def test_canvases_made_otherwise_are_not_scored_as_the_loaders(detector_files):
+    pair = view.open(detector_files[0]).pair("det/base..det")
+    assert coded_samples.unscoreable(pair) is None
+    with pytest.raises(PairzooError, match="digit-canvases splits .* not those its loader makes"):
+        coded_samples.load_pair(pair)
 
 
 def test_validate_catches_a_false_reuse_claim(detector_files, tmp_path):

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pairzoo.bench.plugin import STRUCTURES
-from pairzoo.coding.coded_samples import measured_split, metric_of
-from pairzoo.coding.scoring import OnnxEvaluator
+from pairzoo.coding.coded_samples import metric_of, model_evaluator
 from pairzoo.errors import PairzooError
 from pairzoo.record.metrics import fidelity
 from pairzoo.record.stats import renamed
@@ -52,17 +51,15 @@ class _Scorer:
     """A model's evaluator with its uncoded outputs, computed once."""
 
     def __init__(self, model: Model):
-        self.metric = metric_of(model.record)
-        measurement = model.metrics[self.metric]
-        self.evaluate = OnnxEvaluator(model.read("onnx"), measured_split(measurement), self.metric)
-        self.reference = self.evaluate.outputs()
+        self.metric, self.evaluate = model_evaluator(model)
+        # a detector's evaluator gives its metric alone: no outputs to compare
+        self.reference = self.evaluate.outputs() if hasattr(self.evaluate, "outputs") else None
 
     def __call__(self, tensors: Mapping[str, np.ndarray] | None) -> Score:
         evaluate = self.evaluate
-        if tensors is None:
-            outputs = self.reference
-        else:
-            outputs = evaluate.outputs(tensors)
+        if self.reference is None:
+            return Score(evaluate(tensors))
+        outputs = self.reference if tensors is None else evaluate.outputs(tensors)
         value = evaluate.score(outputs, evaluate.x, evaluate.data)
         measures = fidelity(self.metric, outputs, self.reference, evaluate.x, evaluate.data)
         return Score(

@@ -15,14 +15,16 @@ import numpy as np
 
 from pairzoo.atomic import atomic_path
 from pairzoo.coding import codec
-from pairzoo.coding.scoring import OnnxEvaluator
+from pairzoo.coding.detection_scoring import DetectionEvaluator
+from pairzoo.coding.scoring import OnnxEvaluator, evaluator
+from pairzoo.data.detection import DetectionData
 from pairzoo.data.loading import load_by_id
 from pairzoo.data.sets import ImageData, select_classes
 from pairzoo.errors import PairzooError
-from pairzoo.record.metrics import scorer
+from pairzoo.record.metrics import scoreable
 from pairzoo.record.staged_output import StagedOutput
 from pairzoo.record.tree import Tree
-from pairzoo.record.view import Folder, Pair
+from pairzoo.record.view import Folder, Model, Pair
 
 RECIPE = "update_coding"
 
@@ -56,8 +58,19 @@ class ScoredCoding:
 
 
 @cache
-def _dataset(dataset_id: str) -> ImageData:
+def _dataset(dataset_id: str) -> ImageData | DetectionData:
     return load_by_id(dataset_id)
+
+
+def _check_rebuilt(folder: Folder, dataset_id: str) -> None:
+    """PairzooError unless the loader of `dataset_id` makes the splits the manifest describes."""
+    data = _dataset(dataset_id)
+    described = folder.entries["datasets"].get(dataset_id, {}).get("splits")
+    if described != data.info.record(data.sizes)["splits"]:
+        raise PairzooError(
+            f"the manifest's {dataset_id} splits ({described}) are not those its loader makes "
+            f"({data.info.source})"
+        )
 
 
 def unscoreable(pair: Pair) -> str | None:
@@ -65,12 +78,12 @@ def unscoreable(pair: Pair) -> str | None:
     record = pair.updated.record
     if record["onnx"].get("initializer_names", "framework") != "framework":
         return "its ONNX initializers are named by the exporter, not by the framework"
-    if any(scorer(metric) for metric in record["metrics"]):
+    if any(scoreable(metric) for metric in record["metrics"]):
         return None
     return f"no framework-free scorer for {', '.join(sorted(record['metrics']))}"
 
 
-def measured_split(measurement: dict) -> ImageData:
+def measured_split(measurement: dict) -> ImageData | DetectionData:
     """The test split a measurement was taken on: its dataset, restricted to its classes if any."""
     data = _dataset(measurement["dataset"])
     if "classes" not in measurement:
@@ -80,21 +93,32 @@ def measured_split(measurement: dict) -> ImageData:
 
 def metric_of(record: dict) -> str:
     """The first metric of a model record that has a framework-free scorer."""
-    known = [m for m in record["metrics"] if scorer(m)]
+    known = [m for m in record["metrics"] if scoreable(m)]
     if not known:
         raise PairzooError(f"none of the metrics {sorted(record['metrics'])} can be scored here")
     return known[0]
 
 
-def load_pair(pair: Pair) -> tuple[LoadedPair, OnnxEvaluator]:
+def model_evaluator(model: Model) -> tuple[str, OnnxEvaluator | DetectionEvaluator]:
+    """A model's scored metric and the evaluator of its ONNX on the split the metric was taken on.
+
+    The split must be the one the manifest describes.
+    """
+    metric = metric_of(model.record)
+    measurement = model.metrics[metric]
+    _check_rebuilt(model.folder, measurement["dataset"])
+    return metric, evaluator(model.read("onnx"), measured_split(measurement), metric)
+
+
+def load_pair(pair: Pair) -> tuple[LoadedPair, OnnxEvaluator | DetectionEvaluator]:
     """Read a pair's tensors once; score its updated model's ONNX on the measured test split.
 
-    Returns the pair and the scorer of its reconstructions.
+    Returns the pair and the scorer of its reconstructions. The split must be the one the
+    manifest describes.
     """
     base, updated = pair.base, pair.updated
-    metric = metric_of(updated.record)
+    metric, evaluate = model_evaluator(updated)
     measurement = updated.metrics[metric]
-    evaluate = OnnxEvaluator(updated.read("onnx"), measured_split(measurement), metric)
     loaded = LoadedPair(
         pair.id,
         base.id,
@@ -247,7 +271,11 @@ def _qp_problems(label: str, sample: dict, parts: dict[str, bytes], shapes: dict
 
 
 def _check_sample(
-    tree: Tree, label: str, sample: dict, pair: LoadedPair, evaluate: OnnxEvaluator
+    tree: Tree,
+    label: str,
+    sample: dict,
+    pair: LoadedPair,
+    evaluate: OnnxEvaluator | DetectionEvaluator,
 ) -> list[str]:
     problems = []
     for role, file in sample["files"].items():

@@ -12,6 +12,7 @@ import torch
 
 from pairzoo.coding import codec
 from pairzoo.coding.coded_samples import LoadedPair, ScoredCoding, load_pair
+from pairzoo.coding.detection_scoring import DetectionEvaluator
 from pairzoo.coding.scoring import OnnxEvaluator
 from pairzoo.record.view import Pair
 
@@ -37,7 +38,7 @@ class Ladder:
 class _Scorer:
     """Scores reconstructions, once per distinct set of tensors (TCA only changes the bits)."""
 
-    def __init__(self, pair: LoadedPair, evaluate: OnnxEvaluator) -> None:
+    def __init__(self, pair: LoadedPair, evaluate: OnnxEvaluator | DetectionEvaluator) -> None:
         self.pair, self.evaluate = pair, evaluate
         self.seen: dict[str, float] = {}
 

@@ -10,6 +10,8 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from pairzoo.coding.detection_scoring import DetectionEvaluator
+from pairzoo.data.detection import DetectionData
 from pairzoo.data.image_files import DecodedImages, ImageFiles
 from pairzoo.data.sets import ImageData
 from pairzoo.errors import PairzooError
@@ -96,3 +98,12 @@ class OnnxEvaluator:
             for i in range(0, len(self.x), self.batch_size)
         ]
         return np.concatenate(outputs)
+
+
+def evaluator(
+    onnx_model: Path | bytes, data: ImageData | DetectionData, metric: str
+) -> OnnxEvaluator | DetectionEvaluator:
+    """The scorer of an ONNX model on `data`'s test split; a detector's runs image by image."""
+    if isinstance(data, DetectionData):
+        return DetectionEvaluator(onnx_model, data, metric, providers())
+    return OnnxEvaluator(onnx_model, data, metric)

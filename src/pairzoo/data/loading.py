@@ -1,7 +1,8 @@
-"""Loading a set by profile or by its manifest id: digits, CIFAR, ImageNet, text windows."""
+"""Loading a set by profile or by its manifest id: digits, CIFAR, ImageNet, detection, text."""
 
 from __future__ import annotations
 
+from pairzoo.data.detection import VOC2012, VOC_LAYOUT, DetectionData, digit_canvases, load_voc
 from pairzoo.data.imagenet import IMAGENET_LAYOUT, load_imagenet
 from pairzoo.data.sets import (
     CIFAR10_LAYOUT,
@@ -41,9 +42,19 @@ def load_dataset(profile: str, dataset: str = "cifar10") -> ImageData:
     return FULL_LOADERS[dataset]()
 
 
-def load_by_id(dataset_id: str) -> ImageData:
-    """A dataset by its manifest id (the full profile's sets read from $PAIRZOO_DATA)."""
-    loaders = {DIGITS.id: load_digits, **FULL_LOADERS}
+# The detection sets by manifest id: the recipe's canvases (its defaults) and VOC from disk.
+DETECTION_LOADERS = {
+    "digit-canvases": lambda: digit_canvases(load_digits()),
+    VOC2012.id: lambda: load_voc(data_dir("voc2012", VOC_LAYOUT)),
+}
+
+
+def load_by_id(dataset_id: str) -> ImageData | DetectionData:
+    """A dataset by its manifest id (the full profile's sets read from $PAIRZOO_DATA).
+
+    `digit-canvases` is `digit_canvases` with its defaults, as its manifest `source` says.
+    """
+    loaders = {DIGITS.id: load_digits, **FULL_LOADERS, **DETECTION_LOADERS}
     if dataset_id not in loaders and ID_PATTERN.match(dataset_id):
         return load_text_by_id(dataset_id)  # type: ignore[return-value]
     if dataset_id not in loaders:

@@ -1,20 +1,26 @@
 """The metrics recorded in the manifest, by id: definition, unit, direction, scorer.
 
-A scorer is framework-free (NumPy on the outputs of an ONNX model in onnxruntime); metrics that
-are measured on pairs, or need a framework, have none.
+A scorer is framework-free (NumPy on the outputs of an ONNX model in onnxruntime); a detection
+scorer takes a detector's per-image outputs there. Metrics measured on pairs have neither.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pairzoo.data.sets import ImageData, unit_pixels
 from pairzoo.errors import PairzooError
 
+if TYPE_CHECKING:
+    from pairzoo.data.detection import Sample
+
 Scorer = Callable[[np.ndarray, np.ndarray, ImageData], float]  # (outputs, inputs fed, test data)
+# (boxes, scores and labels of each test image, the test samples)
+DetectionScorer = Callable[[list[dict[str, np.ndarray]], Sequence["Sample"]], float]
 
 
 def top1(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -86,15 +92,27 @@ def _in_unit_pixels(score: Callable[[np.ndarray, np.ndarray], float]) -> Scorer:
     return scorer
 
 
+def _box_map(key: str) -> DetectionScorer:
+    """The detection scorer of `key` (map, map50): the recipe's own `mean_average_precision`."""
+
+    def scorer(detections: list[dict[str, np.ndarray]], samples: Sequence[Sample]) -> float:
+        from pairzoo.train.detection import mean_average_precision
+
+        return mean_average_precision(detections, samples)[key]
+
+    return scorer
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A metric: its name, definition, unit, direction and framework-free scorer (if any)."""
+    """A metric: name, definition, unit, direction, framework-free scorer or detection scorer."""
 
     name: str
     definition: str
     unit: str
     higher_is_better: bool
     scorer: Scorer | None = None
+    detection_scorer: DetectionScorer | None = None
 
     def record(self) -> dict:
         """The manifest's definition: name, definition, unit, direction."""
@@ -129,6 +147,7 @@ METRICS: dict[str, Metric] = {
         "boxes matched at IoU >= 0.5 (torchmetrics MeanAveragePrecision, pycocotools backend)",
         unit="%",
         higher_is_better=True,
+        detection_scorer=_box_map("map50"),
     ),
     "map": Metric(
         name="box mAP@[.5:.95]",
@@ -136,6 +155,7 @@ METRICS: dict[str, Metric] = {
         "IoU thresholds 0.50, 0.55, ..., 0.95 (torchmetrics MeanAveragePrecision, pycocotools)",
         unit="%",
         higher_is_better=True,
+        detection_scorer=_box_map("map"),
     ),
     "psnr": Metric(
         name="reconstruction PSNR",
@@ -235,6 +255,16 @@ def fidelity(
 def scorer(metric: str) -> Scorer | None:
     """The framework-free scorer of `metric`; None where it has none or is not defined here."""
     return METRICS[metric].scorer if metric in METRICS else None
+
+
+def detection_scorer(metric: str) -> DetectionScorer | None:
+    """The scorer of `metric` on a detector's per-image outputs; None where it has none."""
+    return METRICS[metric].detection_scorer if metric in METRICS else None
+
+
+def scoreable(metric: str) -> bool:
+    """Whether `metric` has a framework-free scorer of either kind."""
+    return scorer(metric) is not None or detection_scorer(metric) is not None
 
 
 def definitions() -> dict[str, dict]:

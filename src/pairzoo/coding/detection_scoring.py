@@ -1,0 +1,81 @@
+"""A detector's box mAP measured framework-free: its ONNX in onnxruntime, initializers replaced."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+from pairzoo.data.detection import DetectionData
+from pairzoo.errors import PairzooError
+from pairzoo.export.exporters import DETECTION_OUTPUTS, INPUT_NAME
+from pairzoo.record.metrics import METRICS, detection_scorer
+
+
+class DetectionEvaluator:
+    """Scores a detector's ONNX (a file or its bytes) on a detection test split, as `OnnxEvaluator`.
+
+    The graph takes one CHW image and gives its boxes, scores and labels (`DetectorExporter`), so
+    images run one at a time, each at its own size; float initializers are fed by name.
+    """
+
+    def __init__(
+        self,
+        onnx_model: Path | bytes,
+        data: DetectionData,
+        metric: str,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ):
+        score = detection_scorer(metric)
+        if score is None:
+            known = sorted(m for m in METRICS if detection_scorer(m))
+            raise PairzooError(f"no detection scorer for metric {metric!r}: known are {known}")
+        if isinstance(onnx_model, bytes):
+            proto = onnx.load_from_string(onnx_model)
+        else:
+            proto = onnx.load(str(onnx_model))
+        graph = proto.graph
+        floats = [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
+        self.defaults = {i.name: numpy_helper.to_array(i) for i in floats}
+        for init in floats:
+            graph.initializer.remove(init)
+            graph.input.append(
+                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            )
+        self.session = ort.InferenceSession(proto.SerializeToString(), providers=list(providers))
+        self.score = score
+        self.data = data
+
+    def _feeds(self, tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        absent = sorted(set(tensors) - set(self.defaults))
+        if absent:
+            raise PairzooError(f"tensors {absent[:5]} are not float initializers of the ONNX graph")
+        feeds = {}
+        for name, default in self.defaults.items():
+            value = np.asarray(tensors.get(name, default), dtype=np.float32)
+            if value.size != default.size:
+                raise PairzooError(
+                    f"tensor {name!r} has {value.size} values, the graph {default.size}"
+                )
+            feeds[name] = value.reshape(default.shape)
+        return feeds
+
+    def detections(
+        self, tensors: Mapping[str, np.ndarray] | None = None
+    ) -> list[dict[str, np.ndarray]]:
+        """Boxes, scores and labels of each test image, with `tensors` in place of the graph's."""
+        feeds = self._feeds(tensors or {})
+        found = []
+        for sample in self.data.test:
+            image = np.ascontiguousarray(sample.image, dtype=np.float32)
+            outputs = self.session.run(list(DETECTION_OUTPUTS), {**feeds, INPUT_NAME: image})
+            found.append(dict(zip(DETECTION_OUTPUTS, outputs, strict=True)))
+        return found
+
+    def __call__(self, tensors: Mapping[str, np.ndarray] | None = None) -> float:
+        """The metric of the detector, with `tensors` (by initializer name) in place of its own."""
+        return self.score(self.detections(tensors), self.data.test)
