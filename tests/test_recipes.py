@@ -26,6 +26,7 @@ SMOKE = {
         "chain_fractions": [1.0],
     },
     "update_coding": {"qps": [-24, -36, -48]},
+    "evaluate_codec": {"keep": [0.1, 0.5]},
     "detection_backbone": {
         "canvases": 64,
         "base_epochs": 1,
@@ -68,7 +69,11 @@ SMOKE = {
     },
 }
 # Recipes that read what others made: those run first, with their smoke parameters, into the folder.
-NEEDS = {"update_coding": ["retraining"], "catalog": ["retraining"]}
+NEEDS = {
+    "update_coding": ["retraining"],
+    "evaluate_codec": ["retraining", "update_coding"],
+    "catalog": ["retraining"],
+}
 RELATIONS = {
     "retraining": sorted(["more-data", "more-epochs", "other-hyperparameters"] * 2),
     "federated_rounds": ["federated-client-update"] * 3 + ["federated-round"] * 2,

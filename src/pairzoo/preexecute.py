@@ -21,7 +21,7 @@ from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from jupyter_cache.executors.utils import single_nb_execution
 
-RUN_LAST = ("update_coding", "catalog")
+RUN_LAST = ("update_coding", "evaluate_codec", "catalog")
 
 
 def recipes(root: Path) -> list[Path]:
