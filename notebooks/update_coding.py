@@ -38,12 +38,13 @@
 # quantised baselines.
 #
 # Each reconstruction is scored without the training framework: the decoded tensors are written
-# into the updated model's ONNX graph (its initializers carry the framework's tensor names) and
+# into the updated model's ONNX graph (its initializers carry the framework's tensor names, or the
+# manifest's `initializer_map` says which initializer holds which tensor, transposed how) and
 # onnxruntime runs it on the test split of the model's dataset (restricted to the model's own
 # classes, in its slot order, where the manifest says it was measured on a subset). The metric
 # change is measured against the uncoded updated model scored the same way. Pairs whose metric has
-# no framework-free scorer yet (the detector's mAP), or whose ONNX file does not carry the
-# framework's tensor names (Keras through tf2onnx), are listed and left uncoded.
+# no framework-free scorer yet (the detector's mAP), or whose ONNX initializers nothing ties to the
+# framework's tensors, are listed and left uncoded.
 #
 # Per pair, one **operating point** is kept as a compressed sample: for the full and for the
 # incremental (tca) coding, the coarsest QP of the ladder whose metric loss stays within the

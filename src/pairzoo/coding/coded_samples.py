@@ -63,8 +63,8 @@ def _dataset(dataset_id: str) -> ImageData:
 def unscoreable(pair: Pair) -> str | None:
     """Why the updated model of a pair cannot be scored here; None when it can."""
     record = pair.updated.record
-    if record["onnx"].get("initializer_names", "framework") != "framework":
-        return "its ONNX initializers are named by the exporter, not by the framework"
+    if record["onnx"].get("initializer_names", "framework") not in ("framework", "mapped"):
+        return "its ONNX initializers are named by the exporter, and no map says which is which"
     if any(scorer(metric) for metric in record["metrics"]):
         return None
     return f"no framework-free scorer for {', '.join(sorted(record['metrics']))}"
@@ -93,7 +93,12 @@ def load_pair(pair: Pair) -> tuple[LoadedPair, OnnxEvaluator]:
     base, updated = pair.base, pair.updated
     metric = _metric(updated.record)
     measurement = updated.metrics[metric]
-    evaluate = OnnxEvaluator(updated.read("onnx"), measured_split(measurement), metric)
+    evaluate = OnnxEvaluator(
+        updated.read("onnx"),
+        measured_split(measurement),
+        metric,
+        initializer_map=updated.record["onnx"].get("initializer_map"),
+    )
     loaded = LoadedPair(
         pair.id,
         base.id,

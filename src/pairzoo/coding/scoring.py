@@ -13,6 +13,7 @@ from onnx import numpy_helper
 from pairzoo.data.image_files import DecodedImages, ImageFiles
 from pairzoo.data.sets import ImageData
 from pairzoo.errors import PairzooError
+from pairzoo.export.initializer_map import placed, taken_back
 from pairzoo.record.metrics import METRICS, scorer
 
 
@@ -28,13 +29,19 @@ INPUT_TYPES = {"tensor(int64)": np.int64}
 class OnnxEvaluator:
     """Scores an ONNX model (a file or its bytes) on a test split, optionally with other tensors.
 
-    Pairzoo's ONNX files keep each framework tensor as an initializer under its framework name.
+    Pairzoo's ONNX files keep each framework tensor as an initializer under its framework name,
+    or `initializer_map` says which initializer holds it, transposed how (`export.initializer_map`).
     The evaluator turns the float initializers into graph inputs, so decoded tensors are fed to one
-    onnxruntime session by name: no framework is needed to measure them.
+    onnxruntime session by framework name: no framework is needed to measure them.
     """
 
     def __init__(
-        self, onnx_model: Path | bytes, data: ImageData, metric: str, batch_size: int = 512
+        self,
+        onnx_model: Path | bytes,
+        data: ImageData,
+        metric: str,
+        batch_size: int = 512,
+        initializer_map: Mapping[str, dict] | None = None,
     ):
         score = scorer(metric)
         if score is None:
@@ -47,6 +54,18 @@ class OnnxEvaluator:
         graph = proto.graph
         floats = [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
         self.defaults = {i.name: numpy_helper.to_array(i) for i in floats}
+        self.initializer_map = dict(initializer_map or {})
+        unknown = sorted(
+            {e["initializer"] for e in self.initializer_map.values()} - {*self.defaults}
+        )
+        if unknown:
+            raise PairzooError(f"the map names {unknown[:5]}, not float initializers of the graph")
+        self.defaults.update(
+            {
+                name: taken_back(self.defaults.pop(entry["initializer"]), entry)
+                for name, entry in self.initializer_map.items()
+            }
+        )
         for init in floats:
             graph.initializer.remove(init)
             graph.input.append(
@@ -74,7 +93,7 @@ class OnnxEvaluator:
         raise PairzooError(f"the ONNX input {wanted} fits neither {data.x_test.shape[1:]} nor NHWC")
 
     def __call__(self, tensors: Mapping[str, np.ndarray] | None = None) -> float:
-        """The metric of the model, with `tensors` (by initializer name) in place of its own."""
+        """The metric of the model, with `tensors` (by framework name) in place of its own."""
         tensors = tensors or {}
         absent = sorted(set(tensors) - set(self.defaults))
         if absent:
@@ -87,6 +106,12 @@ class OnnxEvaluator:
                     f"tensor {name!r} has {value.size} values, the graph {default.size}"
                 )
             feeds[name] = value.reshape(default.shape)
+        feeds.update(
+            {
+                e["initializer"]: placed(feeds.pop(name), e)
+                for name, e in self.initializer_map.items()
+            }
+        )
         outputs = [
             self.session.run(None, {**feeds, self.input.name: self._batch(i)})[0]
             for i in range(0, len(self.x), self.batch_size)
