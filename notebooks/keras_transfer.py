@@ -30,10 +30,12 @@
 #
 # Every model is written as a Keras model is ({ref}`output-format`): the `.keras` file, its weights
 # as safetensors under their Keras paths (`block1_conv/kernel`, `head/bias`, …; the pair statistics
-# are computed from these), and ONNX converted by tf2onnx from a `tf.function`. TensorFlow's graph
-# optimiser folds BatchNorm into the convolutions while converting, so the ONNX graph does not hold
-# Keras's tensors one by one (the manifest says `initializer_names: exporter`): compare tensors
-# through the safetensors files.
+# are computed from these), and ONNX converted by tf2onnx from a `tf.function` that takes the
+# weights as arguments, so that nothing folds them (BatchNorm stays unfolded). Every Keras tensor is
+# an initializer of the graph; a convolution's kernel is stored output channels first, under
+# tf2onnx's name. The manifest's `onnx.initializer_map` says which initializer holds which tensor
+# and how it is transposed (`initializer_names: mapped`), so the safetensors tensors, or a codec's
+# reconstruction of them, are scored in onnxruntime without Keras.
 #
 # | updated model | task | how |
 # |---|---|---|

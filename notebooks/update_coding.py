@@ -38,7 +38,8 @@
 # quantised baselines.
 #
 # Each reconstruction is scored without the training framework: the decoded tensors are written
-# into the updated model's ONNX graph (its initializers carry the framework's tensor names) and
+# into the updated model's ONNX graph (its initializers carry the framework's tensor names, or the
+# manifest's `initializer_map` says which initializer holds which tensor, transposed how) and
 # onnxruntime runs it on the test split of the model's dataset (restricted to the model's own
 # classes, in its slot order, where the manifest says it was measured on a subset); a detector's
 # graph runs image by image, and its box mAP is computed from onnxruntime's boxes, scores and labels

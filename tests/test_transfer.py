@@ -6,12 +6,17 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
 from pairzoo.archive.validate import validate
+from pairzoo.coding import coded_samples
+from pairzoo.coding.scoring import OnnxEvaluator
+from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import load_tensors
-from pairzoo.record import manifest
+from pairzoo.export.initializer_map import placed
+from pairzoo.record import manifest, view
 
 from .conftest import ROOT
 
@@ -121,7 +126,7 @@ def test_keras_files_agree(outputs, digits):
 
     keras = load_keras()
     record = manifest.load(folder)["models"]["keras_transfer/add-whole"]
-    assert record["framework"] == "keras" and record["onnx"]["initializer_names"] == "exporter"
+    assert record["framework"] == "keras" and record["onnx"]["initializer_names"] == "mapped"
     model = keras.saving.load_model(folder / record["files"]["keras"]["path"])
     stored = load_tensors(folder / record["files"]["safetensors"]["path"])
     state = keras_state(model)
@@ -133,3 +138,72 @@ def test_keras_files_agree(outputs, digits):
     ours = session.run(None, {"input": x})[0]
     assert ours.shape == (50, 10)
     assert np.max(np.abs(ours - np.asarray(model(x, training=False)))) <= 1e-4
+
+
+KERAS_UPDATES = ("exchange-1", "exchange-2", "add-head", "add-whole")
+
+
+@pytest.fixture(scope="module")
+def keras_zoo(outputs):
+    return view.open(outputs("keras_transfer"))
+
+
+@pytest.mark.parametrize("name", KERAS_UPDATES)
+def test_keras_update_scores_through_its_initializer_map(keras_zoo, name):
+    """The map places every safetensors tensor; fed by it, the ONNX gives the recorded top-1."""
+    pair = keras_zoo.pair(f"keras_transfer/base..{name}")
+    model = pair.updated
+    record, tensors = model.record, model.tensors()
+    initializer_map = record["onnx"]["initializer_map"]
+    assert record["onnx"]["initializer_names"] == "mapped" and set(initializer_map) == set(tensors)
+    assert initializer_map["block3_conv/kernel"]["perm"] == [3, 2, 0, 1]
+    assert coded_samples.unscoreable(pair) is None
+    measurement = record["metrics"]["top1"]
+    split = coded_samples.measured_split(measurement)
+    evaluate = OnnxEvaluator(model.read("onnx"), split, "top1", initializer_map=initializer_map)
+    # the same images right; Keras and the scorer only round the percentage differently
+    assert evaluate(tensors) == pytest.approx(measurement["value"], abs=1e-9)
+    assert evaluate() == evaluate(tensors)
+    zeroed = {**tensors, "block3_conv/kernel": np.zeros_like(tensors["block3_conv/kernel"])}
+    assert evaluate(zeroed) < measurement["value"] - 50  # every image gets the same logits
+
+
+def test_wrong_perm_in_the_initializer_map_is_caught(outputs, tmp_path):
+    folder = outputs("keras_transfer")
+    entries = manifest.load(folder)
+    initializer_map = entries["models"]["keras_transfer/add-whole"]["onnx"]["initializer_map"]
+    initializer_map["block2_conv/kernel"]["perm"] = [3, 2, 1, 0]  # the kernel's 3 × 3 transposed
+    initializer_map["block3_conv/kernel"]["perm"] = [0, 1]
+    problems = validate(_tampered(folder, tmp_path, entries))
+    wrong = [p for p in problems if "initializers differ from the safetensors" in p]
+    assert len(wrong) == 1 and "block2_conv/kernel" in wrong[0] and "block3_conv/kernel" in wrong[0]
+
+
+def test_mapped_initializers_need_their_map(outputs):
+    entries = manifest.load(outputs("keras_transfer"))
+    del entries["models"]["keras_transfer/base"]["onnx"]["initializer_map"]
+    with pytest.raises(PairzooError, match="initializer_map"):
+        manifest.check(entries)
+
+
+def test_initializer_map_follows_the_graph_not_equal_values(digits):
+    """A fresh model's BatchNorm has gamma = variance = 1 and beta = mean = 0: values cannot tell
+    them apart, the map can. New values placed by it give what Keras gives with them."""
+    from pairzoo.keras.export import keras_parity, keras_state, keras_to_onnx
+    from pairzoo.keras.models import build_model
+
+    model = build_model("keras-digits-cnn", 10, digits.input_shape, 0)
+    proto, initializer_map = keras_to_onnx(model)
+    assert len({entry["initializer"] for entry in initializer_map.values()}) == len(model.weights)
+    rng = np.random.default_rng(0)
+    new = {
+        n: rng.uniform(0.5, 1.5, t.shape).astype(np.float32) for n, t in keras_state(model).items()
+    }
+    for weight in model.weights:
+        weight.assign(new[weight.path])
+    initializers = {init.name: init for init in proto.graph.initializer}
+    for name, entry in initializer_map.items():
+        held = initializers[entry["initializer"]]
+        held.CopyFrom(onnx.numpy_helper.from_array(placed(new[name], entry), held.name))
+    parity = keras_parity(proto, model, digits.x_test[:64])
+    assert parity.max_abs_diff <= 1e-5 * max(parity.output_scale, 10.0)

@@ -12,11 +12,11 @@ from dataclasses import asdict
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 from pairzoo.coding.coded_samples import measured_split
 from pairzoo.coding.scoring import INPUT_TYPES, OnnxEvaluator
 from pairzoo.errors import PairzooError
+from pairzoo.export.initializer_map import mismatches
 from pairzoo.record.metrics import scorer
 from pairzoo.record.stats import pair_stats, renamed, reuse_record, slice_change
 
@@ -44,12 +44,23 @@ def _tensor_protos(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
     return found
 
 
+def claimed_map(onnx_record: dict, tensors: dict[str, np.ndarray]) -> dict | None:
+    """Where the ONNX record says each tensor lies: under its own name, or where its map says.
+
+    None where the exporter named the initializers and nothing says which is which.
+    """
+    names = onnx_record.get("initializer_names", "framework")
+    if names == "framework":
+        return {name: {"initializer": name} for name in tensors}
+    return onnx_record.get("initializer_map", {}) if names == "mapped" else None
+
+
 def onnx_problems(
-    where: str, data: bytes, tensors: dict[str, np.ndarray], framework_names: bool
+    where: str, data: bytes, tensors: dict[str, np.ndarray], placement: dict | None
 ) -> tuple[list[str], bytes | None]:
     """Problems of an ONNX file: it parses, has no external data, loads, takes one input, runs.
 
-    With `framework_names`, every tensor of `tensors` must equal the initializer of its name.
+    With a `placement` (an initializer map), every tensor of `tensors` must equal its initializer.
     Returns the problems and the bytes when the graph is fit to be scored.
     """
     try:
@@ -77,23 +88,17 @@ def onnx_problems(
     problems = []
     if not all(np.all(np.isfinite(out)) for out in outputs):
         problems.append(f"{where}: non-finite output on a zero input")
-    if framework_names:
-        problems += _initializer_problems(where, proto, tensors)
+    if placement is not None:
+        problems += _initializer_problems(where, proto, tensors, placement)
     return problems, None if problems else data
 
 
 def _initializer_problems(
-    where: str, proto: onnx.ModelProto, tensors: dict[str, np.ndarray]
+    where: str, proto: onnx.ModelProto, tensors: dict[str, np.ndarray], placement: dict
 ) -> list[str]:
-    initializers = {init.name: init for init in proto.graph.initializer}
-    absent = sorted(set(tensors) - set(initializers))
+    absent, differ = mismatches(proto, tensors, placement)
     if absent:
         return [f"{where}: framework tensors not initializers of the graph: {absent[:5]}"]
-    differ = [
-        name
-        for name, tensor in tensors.items()
-        if not np.array_equal(numpy_helper.to_array(initializers[name]), tensor)
-    ]
     if differ:
         return [f"{where}: initializers differ from the safetensors tensors: {differ[:5]}"]
     return []

@@ -138,9 +138,9 @@ def _check_model(
     except PairzooError as exc:
         report.problems.append(f"{exc} (model {model_id})")
         return None
-    named = record["onnx"].get("initializer_names", "framework") == "framework"
+    placement = claims.claimed_map(record["onnx"], values)
     found, scorable = claims.onnx_problems(
-        tree.where(model.file("onnx")["path"]), model.read("onnx"), values, named
+        tree.where(model.file("onnx")["path"]), model.read("onnx"), values, placement
     )
     report.problems += found
     if scorable is not None:

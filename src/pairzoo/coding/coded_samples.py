@@ -76,8 +76,8 @@ def _check_rebuilt(folder: Folder, dataset_id: str) -> None:
 def unscoreable(pair: Pair) -> str | None:
     """Why the updated model of a pair cannot be scored here; None when it can."""
     record = pair.updated.record
-    if record["onnx"].get("initializer_names", "framework") != "framework":
-        return "its ONNX initializers are named by the exporter, not by the framework"
+    if record["onnx"].get("initializer_names", "framework") not in ("framework", "mapped"):
+        return "its ONNX initializers are named by the exporter, and no map says which is which"
     if any(scoreable(metric) for metric in record["metrics"]):
         return None
     return f"no framework-free scorer for {', '.join(sorted(record['metrics']))}"
@@ -107,7 +107,8 @@ def model_evaluator(model: Model) -> tuple[str, OnnxEvaluator | DetectionEvaluat
     metric = metric_of(model.record)
     measurement = model.metrics[metric]
     _check_rebuilt(model.folder, measurement["dataset"])
-    return metric, evaluator(model.read("onnx"), measured_split(measurement), metric)
+    names = model.record["onnx"].get("initializer_map")
+    return metric, evaluator(model.read("onnx"), measured_split(measurement), metric, names)
 
 
 def load_pair(pair: Pair) -> tuple[LoadedPair, OnnxEvaluator | DetectionEvaluator]:

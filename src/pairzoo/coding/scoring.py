@@ -15,6 +15,7 @@ from pairzoo.data.detection import DetectionData
 from pairzoo.data.image_files import DecodedImages, ImageFiles
 from pairzoo.data.sets import ImageData
 from pairzoo.errors import PairzooError
+from pairzoo.export.initializer_map import placed, taken_back
 from pairzoo.record.metrics import METRICS, scorer
 
 
@@ -30,13 +31,19 @@ INPUT_TYPES = {"tensor(int64)": np.int64}
 class OnnxEvaluator:
     """Scores an ONNX model (a file or its bytes) on a test split, optionally with other tensors.
 
-    Pairzoo's ONNX files keep each framework tensor as an initializer under its framework name.
+    Pairzoo's ONNX files keep each framework tensor as an initializer under its framework name,
+    or `initializer_map` says which initializer holds it, transposed how (`export.initializer_map`).
     The evaluator turns the float initializers into graph inputs, so decoded tensors are fed to one
-    onnxruntime session by name: no framework is needed to measure them.
+    onnxruntime session by framework name: no framework is needed to measure them.
     """
 
     def __init__(
-        self, onnx_model: Path | bytes, data: ImageData, metric: str, batch_size: int = 512
+        self,
+        onnx_model: Path | bytes,
+        data: ImageData,
+        metric: str,
+        batch_size: int = 512,
+        initializer_map: Mapping[str, dict] | None = None,
     ):
         score = scorer(metric)
         if score is None:
@@ -49,6 +56,18 @@ class OnnxEvaluator:
         graph = proto.graph
         floats = [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
         self.defaults = {i.name: numpy_helper.to_array(i) for i in floats}
+        self.initializer_map = dict(initializer_map or {})
+        unknown = sorted(
+            {e["initializer"] for e in self.initializer_map.values()} - {*self.defaults}
+        )
+        if unknown:
+            raise PairzooError(f"the map names {unknown[:5]}, not float initializers of the graph")
+        self.defaults.update(
+            {
+                name: taken_back(self.defaults.pop(entry["initializer"]), entry)
+                for name, entry in self.initializer_map.items()
+            }
+        )
         for init in floats:
             graph.initializer.remove(init)
             graph.input.append(
@@ -76,7 +95,7 @@ class OnnxEvaluator:
         raise PairzooError(f"the ONNX input {wanted} fits neither {data.x_test.shape[1:]} nor NHWC")
 
     def __call__(self, tensors: Mapping[str, np.ndarray] | None = None) -> float:
-        """The metric of the model, with `tensors` (by initializer name) in place of its own."""
+        """The metric of the model, with `tensors` (by framework name) in place of its own."""
         return self.score(self.outputs(tensors), self.x, self.data)
 
     def outputs(self, tensors: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
@@ -93,6 +112,12 @@ class OnnxEvaluator:
                     f"tensor {name!r} has {value.size} values, the graph {default.size}"
                 )
             feeds[name] = value.reshape(default.shape)
+        feeds.update(
+            {
+                e["initializer"]: placed(feeds.pop(name), e)
+                for name, e in self.initializer_map.items()
+            }
+        )
         outputs = [
             self.session.run(None, {**feeds, self.input.name: self._batch(i)})[0]
             for i in range(0, len(self.x), self.batch_size)
@@ -101,9 +126,18 @@ class OnnxEvaluator:
 
 
 def evaluator(
-    onnx_model: Path | bytes, data: ImageData | DetectionData, metric: str
+    onnx_model: Path | bytes,
+    data: ImageData | DetectionData,
+    metric: str,
+    initializer_map: Mapping[str, dict] | None = None,
 ) -> OnnxEvaluator | DetectionEvaluator:
-    """The scorer of an ONNX model on `data`'s test split; a detector's runs image by image."""
+    """The scorer of an ONNX model on `data`'s test split; a detector's runs image by image.
+
+    `initializer_map` (the manifest's, for an exporter that renamed them) leads framework tensor
+    names to the ONNX initializers.
+    """
     if isinstance(data, DetectionData):
+        if initializer_map:
+            raise PairzooError("a detector's ONNX must carry the framework's tensor names")
         return DetectionEvaluator(onnx_model, data, metric, providers())
-    return OnnxEvaluator(onnx_model, data, metric)
+    return OnnxEvaluator(onnx_model, data, metric, initializer_map=initializer_map)

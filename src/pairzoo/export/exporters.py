@@ -48,6 +48,7 @@ class OnnxExport:
     parity: dict = field(default_factory=dict)
     initializer_names: str = "framework"  # "framework": every framework tensor by its name
     output_scale: float | None = None  # max |framework output| on the parity batch
+    initializer_map: dict[str, dict] | None = None  # "mapped": where each framework tensor lies
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import tempfile
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 from safetensors.numpy import save_file
 
 from pairzoo.atomic import atomic_path
@@ -29,6 +31,7 @@ from pairzoo.export.exporters import (
     OnnxExport,
     Parity,
 )
+from pairzoo.export.initializer_map import mismatches
 from pairzoo.keras.models import load_keras
 from pairzoo.timing import timed
 
@@ -115,27 +118,109 @@ def _renumber_generated_names(graph: onnx.GraphProto) -> None:
         info.name = renamed.get(info.name, info.name)
 
 
-def keras_to_onnx(model: keras.Model, opset: int = OPSET) -> onnx.ModelProto:
-    """The model as ONNX by tf2onnx, from a `tf.function` with a batch-dynamic input signature.
+LAYOUT_OPS = ("Transpose", "Reshape")
 
-    Input and output are named `input` and `logits` like pairzoo's PyTorch exports. The
-    initializers keep tf2onnx's names: TensorFlow's graph optimiser folds BatchNorm into the
-    convolutions, so Keras's tensors are not all in the graph.
+
+def _layout_node(consumers: dict, name: str, constants: dict) -> onnx.NodeProto | None:
+    """The Transpose or Reshape (by a constant shape) that is the only consumer of `name`."""
+    nodes = consumers.get(name, [])
+    if len(nodes) != 1 or nodes[0].op_type not in LAYOUT_OPS or nodes[0].input[0] != name:
+        return None
+    node = nodes[0]
+    return node if node.op_type == "Transpose" or node.input[1] in constants else None
+
+
+def _apply_layout(node: onnx.NodeProto, array: np.ndarray, constants: dict) -> np.ndarray:
+    """What the Transpose or Reshape `node` makes of `array`."""
+    if node.op_type == "Transpose":  # ONNX's default perm reverses the axes, like numpy's
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        return np.transpose(array, perm)
+    shape = constants[node.input[1]]  # 0 keeps the dimension
+    return array.reshape([array.shape[i] if s == 0 else s for i, s in enumerate(shape)])
+
+
+def _transposition(index: np.ndarray, shape: tuple[int, ...], name: str) -> dict:
+    """The perm that moved the elements of a tensor of `shape` to `index` (their flat positions)."""
+    source = np.arange(index.size).reshape(shape)
+    for perm in itertools.permutations(range(len(shape))):
+        if np.array_equal(np.transpose(source, perm), index):
+            return {} if list(perm) == sorted(perm) else {"perm": list(perm)}
+    raise PairzooError(f"tf2onnx rearranges {name} in a way that is no transposition")
+
+
+def _store_weights(graph: onnx.GraphProto, state: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Turn the weight inputs into initializers, folding the layout changes tf2onnx made to them.
+
+    Returns the initializer map: it follows each tensor through the folded nodes, not by value.
+    """
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    initializer_map = {}
+    for name, value in state.items():
+        index, held = np.arange(value.size).reshape(value.shape), name
+        while (node := _layout_node(consumers, held, constants)) is not None:
+            value, index = (_apply_layout(node, a, constants) for a in (value, index))
+            graph.node.remove(node)
+            held = node.output[0]
+        graph.initializer.append(numpy_helper.from_array(value, held))
+        initializer_map[name] = {
+            "initializer": held,
+            **_transposition(index, state[name].shape, name),
+        }
+    kept = [i for i in graph.input if i.name not in state]
+    del graph.input[:]
+    graph.input.extend(kept)
+    used = {name for node in graph.node for name in node.input}
+    unused = [init for init in graph.initializer if init.name not in used]
+    for init in unused:
+        graph.initializer.remove(init)
+    return initializer_map
+
+
+def keras_to_onnx(
+    model: keras.Model, opset: int = OPSET
+) -> tuple[onnx.ModelProto, dict[str, dict]]:
+    """The model as ONNX by tf2onnx, and its initializer map (where each Keras tensor lies in it).
+
+    The weights enter the converted `tf.function` as arguments, so neither TensorFlow's graph
+    optimiser nor tf2onnx can fold them (BatchNorm stays unfolded); they are then stored as
+    initializers in the layout tf2onnx gave them (a convolution's kernel output channels first).
+    Input and output are named `input` and `logits` like pairzoo's PyTorch exports.
     """
     load_keras()
     import tensorflow as tf
     import tf2onnx
 
-    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name=INPUT_NAME)
-    function = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset)
+    state = keras_state(model)
+    trainable = len(model.trainable_variables)
+    specs = [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name=INPUT_NAME)]
+    variables = [*model.trainable_variables, *model.non_trainable_variables]
+    specs += [tf.TensorSpec(v.shape, v.dtype, name=v.path) for v in variables]
+
+    def logits(x: tf.Tensor, *weights: tf.Tensor) -> tf.Tensor:
+        values = list(weights)
+        return model.stateless_call(values[:trainable], values[trainable:], x, training=False)[0]
+
+    function = tf.function(logits, input_signature=specs)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=opset)
     old = proto.graph.output[0].name
     for node in proto.graph.node:
         node.output[:] = [OUTPUT_NAME if name == old else name for name in node.output]
     proto.graph.output[0].name = OUTPUT_NAME
     _renumber_generated_names(proto.graph)
+    initializer_map = _store_weights(proto.graph, state)
+    absent, differ = mismatches(proto, state, initializer_map)
+    inputs = [i.name for i in proto.graph.input]
+    if absent or differ or inputs != [INPUT_NAME]:
+        raise PairzooError(
+            f"tf2onnx's graph of {model.name} holds not every Keras tensor exactly: "
+            f"absent {absent[:5]}, different {differ[:5]}, graph inputs {inputs[:5]}"
+        )
     onnx.checker.check_model(proto)
-    return proto
+    return proto, initializer_map
 
 
 def keras_parity(proto: onnx.ModelProto, model: keras.Model, x: np.ndarray) -> Parity:
@@ -160,7 +245,7 @@ class KerasExporter:
 
         stem = Path(stem)
         with timed("export"):
-            proto = keras_to_onnx(model)
+            proto, initializer_map = keras_to_onnx(model)
         with timed("parity"):
             parity = keras_parity(proto, model, self.sample).check(
                 self.tolerance, stem.with_suffix(".onnx")
@@ -178,8 +263,9 @@ class KerasExporter:
             OPSET,
             parity.max_abs_diff,
             exporter,
-            initializer_names="exporter",
+            initializer_names="mapped",
             output_scale=parity.output_scale,
+            initializer_map=initializer_map,
         )
         others = {"keras": stem.with_suffix(".keras")}
         safetensors = stem.with_suffix(".safetensors")

@@ -175,6 +175,11 @@ class PairWriter:
                 "max_abs_diff": files.onnx.max_abs_diff,
                 "initializer_names": files.onnx.initializer_names,
                 **(
+                    {"initializer_map": files.onnx.initializer_map}
+                    if files.onnx.initializer_map is not None
+                    else {}
+                ),
+                **(
                     {"output_scale": files.onnx.output_scale}
                     if files.onnx.output_scale is not None
                     else {}

@@ -206,7 +206,8 @@ def description_md(entries: dict) -> str:
         f"# pairzoo test data ({entries['profile']} profile)",
         "",
         f"{len(models)} models and {len(pairs)} base/updated pairs. Every model is given as ONNX "
-        "(its initializers carry the framework's tensor names) and in its framework's format; "
+        "(its initializers carry the framework's tensor names, or the manifest maps them to these) "
+        "and in its framework's format; "
         "`manifest.json` holds every detail below in machine-readable form, `SHA256SUMS` the "
         "checksum of every file, `LICENCE-NOTICE.md` the licences, `cards/` one card per model.",
         "",
