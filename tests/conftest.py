@@ -27,18 +27,17 @@ def built_folder(tmp_path_factory, digits):
     base = build_model("digits-cnn", 10, 1, 0)
     train(base, subset.x_train, subset.y_train, config)
 
-    def add(name, model, start):
+    def add(name, model, start, classes=None):
         top1 = accuracy(model, digits.x_test, digits.y_test)
-        writer.add_model(
-            name, model, training=Training.of(subset, config, start=start), metrics={"top1": top1}
-        )
+        training = Training.of(subset, config, start=start)
+        writer.add_model(name, model, training=training, metrics={"top1": top1}, classes=classes)
 
     add("base", base, None)
     updated = build_model("digits-cnn", 10, 1, 0)
     updated.load_state_dict(base.state_dict())
     train(updated, digits.x_train, digits.y_train, config)
     add("updated", updated, "base")
-    add("wide", build_model("digits-cnn", 7, 1, 1), None)
+    add("wide", build_model("digits-cnn", 7, 1, 1), None, digits.classes[:7])
     writer.add_pair("base", "updated", "more-data")
     writer.add_pair("base", "wide", "transfer-add-classes")
     writer.finish()

@@ -60,6 +60,16 @@ def test_model_card_names_files_and_training(built_folder):
     assert "Trained from unit/base" in card and "unit/updated.onnx" in card
 
 
+def test_model_card_states_input_slots_test_split_and_parameter_count(built_folder):
+    entries = manifest.load(built_folder)
+    card = model_card(entries, "unit/wide")
+    record, digits = entries["models"]["unit/wide"], entries["datasets"]["sklearn-digits"]
+    assert f"{record['parameters']:,} parameters (the number of values in the model's" in card
+    assert f"Input: NCHW float32, each [1, 8, 8]: {digits['preprocessing']['description']}" in card
+    assert "x / 8 − 1" in card and "Output slots in order: 0, 1, 2, 3, 4, 5, 6 (" in card
+    assert f"({digits['splits']['test']['size']} samples): " in card and "random_state=0" in card
+
+
 def test_model_card_carries_the_hub_metadata(built_folder):
     entries = manifest.load(built_folder)
     data = ModelCard(model_card(entries, "unit/wide")).data

@@ -12,7 +12,8 @@ import torch
 import torchvision
 
 from pairzoo.architectures import IMAGENET_MEAN, IMAGENET_STD
-from pairzoo.data.sets import DatasetInfo, ImageData, load_digits
+from pairzoo.data.preprocessing import Normalisation, Preprocessing
+from pairzoo.data.sets import DIGITS_NORMALISATION, DatasetInfo, ImageData, load_digits
 from pairzoo.errors import PairzooError
 from pairzoo.profiles import check_profile, data_dir
 
@@ -28,6 +29,7 @@ VOC_CLASSES = (
 CANVAS_SIZE = 32  # the side of a digit canvas, in pixels
 DIGITS_PER_CANVAS = (1, 3)  # fewest and most digits drawn for a canvas (fewer fit at times)
 DIGIT_SIDES = (8, 14)  # smallest and largest side a pasted digit is scaled to, in pixels
+VOC_PIXELS = Normalisation(255.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # the detector normalises
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,13 @@ def digit_canvases_info(size: int, count: dict[str, int], seed: int) -> DatasetI
         citation="derived from E. Alpaydin, C. Kaynak. Optical Recognition of Handwritten Digits. "
         "UCI Machine Learning Repository, 1998. doi:10.24432/C50P49",
         licence="CC BY 4.0 (derived from scikit-learn's digits)",
+        preprocessing=Preprocessing(
+            f"digits in the digits' units ({DIGITS_NORMALISATION.text()}) scaled bilinearly to "
+            f"{DIGIT_SIDES[0]}-{DIGIT_SIDES[1]} px and pasted (maximum) on a {size}x{size} canvas "
+            "of -1 (grey level 0); the detector's graph takes them as they are",
+            "CHW float32, one image per run (the detector's ONNX input)",
+            DIGITS_NORMALISATION,
+        ),
         splits={
             split: f"{n} canvases of {fewest}-{most} digits from the digits' {split} split, "
             f"seed {seed}"
@@ -156,6 +165,12 @@ VOC2012 = DatasetInfo(
     citation="M. Everingham, L. Van Gool, C. K. I. Williams, J. Winn, A. Zisserman. The PASCAL "
     "Visual Object Classes (VOC) Challenge. IJCV 88(2), 2010",
     licence="images: Flickr terms of use; annotations: the VOC devkit's terms (research use)",
+    preprocessing=Preprocessing(
+        f"JPEGImages/<id>.jpg decoded as RGB, float32 {VOC_PIXELS.text()}; the detector's graph "
+        f"normalises by mean {IMAGENET_MEAN}, std {IMAGENET_STD} and resizes them itself",
+        "CHW float32, one image of any size per run (the detector's ONNX input)",
+        VOC_PIXELS,
+    ),
     splits={
         "train": "ImageSets/Main/train.txt, objects marked difficult left out",
         "test": "ImageSets/Main/val.txt, objects marked difficult left out",
@@ -183,7 +198,7 @@ class VocImages(Sequence[Sample]):
             raise PairzooError(f"missing VOC image {path}; expected {VOC_LAYOUT}")
         image = torchvision.io.decode_jpeg(torchvision.io.read_file(str(path)))
         boxes, labels = self.annotations[index]
-        return Sample(image.float().div(255).numpy(), boxes, labels)
+        return Sample(image.float().div(VOC_PIXELS.divisor).numpy(), boxes, labels)
 
 
 def _voc_objects(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -255,6 +270,12 @@ def object_crops(data: DetectionData, side: int = 64) -> ImageData:
         source=f"the boxes of {data.info.id}, cropped by pairzoo.data.detection.object_crops",
         citation=data.info.citation,
         licence=data.info.licence,
+        preprocessing=Preprocessing(
+            f"each object's box (rounded outwards to pixels) cut from its image of {data.info.id} "
+            f"normalised as the detector normalises it, resized bilinearly to {side}x{side}",
+            "NCHW float32",
+            data.info.preprocessing.normalisation.then(data.image_mean, data.image_std),
+        ),
         splits={k: f"objects of {v}" for k, v in data.info.splits.items()},
     )
     return ImageData(x_train, y_train, x_test, y_test, data.classes, info)

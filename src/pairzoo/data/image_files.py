@@ -16,19 +16,41 @@ from torchvision.transforms.v2 import functional as F
 
 from pairzoo import distributed
 from pairzoo.architectures import IMAGENET_MEAN, IMAGENET_SIDE, IMAGENET_STD
+from pairzoo.data.preprocessing import Normalisation, Preprocessing
 from pairzoo.errors import PairzooError
 
 _CROP = RandomResizedCrop(1)  # its scale and ratio ranges, and get_params
+# uint8 pixels as ToDtype(scale=True) scales them (/255), then Normalize(mean, std)
+NORMALISATION = Normalisation(255.0, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def resize_side(size: int) -> int:
+    """The side the shorter image side is resized to before the evaluation's centre crop."""
+    return round(size * 8 / 7)
 
 
 def _geometry(train: bool, size: int) -> list[v2.Transform]:
     if train:
         return [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
-    return [v2.Resize(round(size * 8 / 7), antialias=True), v2.CenterCrop(size)]
+    return [v2.Resize(resize_side(size), antialias=True), v2.CenterCrop(size)]
 
 
 def _normalise() -> list[v2.Transform]:
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    mean, std = NORMALISATION.mean, NORMALISATION.std
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+
+
+def evaluation_preprocessing(size: int) -> Preprocessing:
+    """What `ImageFiles` makes of a test image: resized, centre-cropped, normalised (no flip)."""
+    return Preprocessing(
+        "JPEG files decoded as RGB (PIL), the shorter side resized to "
+        f"{resize_side(size)} (bilinear, antialiased), the centre {size}x{size} cropped, then "
+        f"float32 {NORMALISATION.text()} per channel",
+        "NCHW float32",
+        NORMALISATION,
+        resize=resize_side(size),
+        crop=size,
+    )
 
 
 def imagenet_transform(train: bool, size: int = IMAGENET_SIDE) -> v2.Compose:
@@ -82,10 +104,10 @@ def decode_images(
         flip = (torch.rand(len(batch)) < 0.5).to(batch.device)[:, None, None, None]
         batch = torch.where(flip, batch.flip(-1), batch)
     else:
-        short = round(size * 8 / 7)  # Resize(short) then CenterCrop(size), as v2 sizes them
+        short = resize_side(size)  # Resize(short) then CenterCrop(size), as v2 sizes them
         batch = torch.stack([F.center_crop(_resized(image, _sides(image, short)), [size, size])
                              for image in images])  # fmt: skip
-    return F.normalize(batch.div_(255), IMAGENET_MEAN, IMAGENET_STD)
+    return F.normalize(batch.div_(NORMALISATION.divisor), NORMALISATION.mean, NORMALISATION.std)
 
 
 def _sides(image: torch.Tensor, short: int) -> tuple[int, int]:
@@ -228,7 +250,8 @@ class CroppedFiles(Dataset):
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 images as float32, normalised as `imagenet_transform` does."""
-    return F.normalize(F.to_dtype(pixels, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
+    scaled = F.to_dtype(pixels, torch.float32, scale=True)
+    return F.normalize(scaled, NORMALISATION.mean, NORMALISATION.std)
 
 
 class _Labelled(Dataset):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from scipy.io import loadmat
 from torchvision.datasets import ImageFolder
 
 from pairzoo.architectures import IMAGENET_SIDE
-from pairzoo.data.image_files import ImageFiles
+from pairzoo.data.image_files import ImageFiles, evaluation_preprocessing
 from pairzoo.data.sets import DatasetInfo, ImageData
 from pairzoo.errors import PairzooError
 
@@ -32,9 +33,11 @@ IMAGENET = DatasetInfo(
     citation="O. Russakovsky, J. Deng, H. Su et al. ImageNet Large Scale Visual Recognition "
     "Challenge. IJCV 115(3), 2015",
     licence="ImageNet terms of access: non-commercial research and educational use only",
+    preprocessing=evaluation_preprocessing(IMAGENET_SIDE),
     splits={
         "train": "the training images (train/<wnid>/), RandomResizedCrop + flip",
-        "test": "the 50,000 validation images, resized and centre-cropped",
+        "test": "all validation images (val/: 50,000 in the official release), in path order, "
+        f"labelled by class folder, by the devkit's ground truth or by {LOC_SOLUTION}",
     },
 )
 
@@ -97,5 +100,5 @@ def load_imagenet(root: Path, size: int = IMAGENET_SIDE) -> ImageData:
         ImageFiles(paths, train=False, size=size),
         labels,
         tuple(train.classes),
-        IMAGENET,
+        replace(IMAGENET, preprocessing=evaluation_preprocessing(size)),
     )

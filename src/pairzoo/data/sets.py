@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.datasets import load_digits as sklearn_digits
 from sklearn.model_selection import train_test_split
 
+from pairzoo.data.preprocessing import Normalisation, Preprocessing
 from pairzoo.errors import PairzooError
 
 if TYPE_CHECKING:
@@ -24,29 +25,43 @@ CIFAR10_LAYOUT = (
 CIFAR100_LAYOUT = (
     "cifar-100-python/ with train, test and meta (the official python-pickle release, unpacked)"
 )
-CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype=np.float32)
-CIFAR_STD = np.array([0.2470, 0.2435, 0.2616], dtype=np.float32)
+CIFAR_NORMALISATION = Normalisation(255.0, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+DIGITS_NORMALISATION = Normalisation(16.0, (0.5,), (0.5,))  # intensities 0…16 to [-1, 1]
+DIGITS_TEST_SIZE = 0.2
+DIGITS_SPLIT_SEED = 0
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a dataset is, where it comes from and under which licence."""
+    """What a dataset is, where it comes from, under which licence, and how it becomes input.
+
+    `rows` lists, per split, the indices of its samples in the source's order (where the source
+    is one fixed list), in the loader's order.
+    """
 
     id: str
     name: str
     source: str
     citation: str
     licence: str
+    preprocessing: Preprocessing
     splits: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
-    def record(self, sizes: dict[str, int]) -> dict:
-        """The manifest entry, with the size of each split."""
-        splits = {k: {"description": v, "size": sizes[k]} for k, v in self.splits.items()}
+    def record(self, sizes: dict[str, int], classes: Sequence[str]) -> dict:
+        """The manifest entry, with the size of each split and the name of each label."""
+        splits = {
+            k: {"description": v, "size": sizes[k]}
+            | ({"rows": list(self.rows[k])} if k in self.rows else {})
+            for k, v in self.splits.items()
+        }
         return {
             "name": self.name,
             "source": self.source,
             "citation": self.citation,
             "licence": self.licence,
+            "classes": list(classes),
+            "preprocessing": self.preprocessing.record(),
             "splits": splits,
         }
 
@@ -101,10 +116,25 @@ DIGITS = DatasetInfo(
     citation="E. Alpaydin, C. Kaynak. Optical Recognition of Handwritten Digits. "
     "UCI Machine Learning Repository, 1998. doi:10.24432/C50P49",
     licence="CC BY 4.0",
+    preprocessing=Preprocessing(
+        "sklearn.datasets.load_digits().images (8x8 grey levels 0…16) as float32 "
+        f"{DIGITS_NORMALISATION.text()} (so [-1, 1]), one channel",
+        "NCHW float32",
+        DIGITS_NORMALISATION,
+    ),
     splits={
-        "train": "80% of the 1797 images, stratified split with seed 0",
-        "test": "the other 20%, same split",
+        "train": f"the {1 - DIGITS_TEST_SIZE:.0%} of load_digits()'s 1797 rows not in test",
+        "test": f"{DIGITS_TEST_SIZE:.0%} of load_digits()'s rows: the second part of "
+        f"sklearn.model_selection.train_test_split(rows, test_size={DIGITS_TEST_SIZE}, "
+        f"stratify=target, random_state={DIGITS_SPLIT_SEED}), listed in order as `rows`",
     },
+)
+
+CIFAR_PREPROCESSING = Preprocessing(
+    "the python release's uint8 RGB pixels (rows of 3072: red, green, blue planes of 32x32) as "
+    f"float32 {CIFAR_NORMALISATION.text()} per channel",
+    "NCHW float32",
+    CIFAR_NORMALISATION,
 )
 
 CIFAR10 = DatasetInfo(
@@ -114,7 +144,11 @@ CIFAR10 = DatasetInfo(
     citation="A. Krizhevsky. Learning Multiple Layers of Features from Tiny Images. "
     "Tech. report, University of Toronto, 2009",
     licence="no explicit licence; free for research use as stated by the authors",
-    splits={"train": "data_batch_1 … data_batch_5", "test": "test_batch"},
+    preprocessing=CIFAR_PREPROCESSING,
+    splits={
+        "train": "data_batch_1 … data_batch_5, in file order",
+        "test": "test_batch (all its images), in file order",
+    },
 )
 
 CIFAR100 = DatasetInfo(
@@ -123,20 +157,28 @@ CIFAR100 = DatasetInfo(
     source="https://www.cs.toronto.edu/~kriz/cifar.html (python version), read from $PAIRZOO_DATA",
     citation=CIFAR10.citation,
     licence=CIFAR10.licence,
-    splits={"train": "train (fine labels)", "test": "test (fine labels)"},
+    preprocessing=CIFAR_PREPROCESSING,
+    splits={
+        "train": "train (fine labels), in file order",
+        "test": "test (all its images, fine labels), in file order",
+    },
 )
 
 
 def load_digits() -> ImageData:
     """scikit-learn's digits as 1×8×8 images scaled to [-1, 1], split 80/20 (stratified, seed 0)."""
     bunch = sklearn_digits()
-    images = (bunch.images.astype(np.float32) / 8.0 - 1.0)[:, None, :, :]
+    images = DIGITS_NORMALISATION.apply(bunch.images[:, None, :, :])
     labels = bunch.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=0.2, stratify=labels, random_state=0
+    train, test = train_test_split(
+        np.arange(len(labels)),
+        test_size=DIGITS_TEST_SIZE,
+        stratify=labels,
+        random_state=DIGITS_SPLIT_SEED,
     )
     classes = tuple(str(c) for c in bunch.target_names)
-    return ImageData(x_train, y_train, x_test, y_test, classes, DIGITS)
+    info = replace(DIGITS, rows={"test": tuple(int(i) for i in test)})
+    return ImageData(images[train], labels[train], images[test], labels[test], classes, info)
 
 
 # The only globals the CIFAR python release (and numpy's own pickles of its arrays) refer to.
@@ -181,8 +223,7 @@ def _cifar_images(batch: dict, path: Path, key: bytes = b"labels") -> tuple[np.n
         labels = np.asarray(batch[key], dtype=np.int64)
     except (KeyError, ValueError) as exc:
         raise PairzooError(f"{path} is not a CIFAR python batch: {exc}") from exc
-    images = (raw.astype(np.float32) / 255.0 - CIFAR_MEAN[:, None, None]) / CIFAR_STD[:, None, None]
-    return images, labels
+    return CIFAR_NORMALISATION.apply(raw), labels
 
 
 def load_cifar10(root: Path) -> ImageData:
@@ -213,24 +254,14 @@ def load_cifar100(root: Path) -> ImageData:
     return ImageData(x_train, y_train, x_test, y_test, classes, CIFAR100)
 
 
-# Per dataset id: (scale, offset) per channel mapping the loader's units back to the original
-# pixel range scaled to [0, 1] (digits: intensities 0…16 were mapped to [-1, 1]).
-PIXEL_UNITS = {
-    DIGITS.id: (np.array([0.5], dtype=np.float32), np.array([0.5], dtype=np.float32)),
-    CIFAR10.id: (CIFAR_STD, CIFAR_MEAN),
-}
+PIXEL_UNITS = {info.id: info.preprocessing.normalisation for info in (DIGITS, CIFAR10, CIFAR100)}
 
 
 def unit_pixels(dataset_id: str, images: np.ndarray) -> np.ndarray:
     """NCHW `images` in a loader's units mapped back to the dataset's pixel range as [0, 1]."""
     if dataset_id not in PIXEL_UNITS:
         raise PairzooError(f"no pixel range known for dataset {dataset_id!r}")
-    scale, offset = PIXEL_UNITS[dataset_id]
-    if images.ndim != 4 or images.shape[1] != len(scale):
-        raise PairzooError(
-            f"expected NCHW images with {len(scale)} channel(s), got shape {images.shape}"
-        )
-    return images * scale[:, None, None] + offset[:, None, None]
+    return PIXEL_UNITS[dataset_id].unit_pixels(images)
 
 
 def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from pairzoo.data.preprocessing import Preprocessing
 from pairzoo.data.sets import DatasetInfo
 from pairzoo.errors import PairzooError
 
@@ -170,6 +171,12 @@ def load_text(corpus: str, vocab_size: int, context: int) -> TextData:
         citation="Python Software Foundation. The Python Language Reference and Library, "
         f"{PYTHON}. https://docs.python.org/",
         licence=PSF,
+        preprocessing=Preprocessing(
+            f"a split's documents joined by a blank line, encoded by the byte-level BPE tokenizer "
+            f"of {vocab_size} tokens trained on both corpora's training splits (the language_model "
+            f"recipe ships it as files.tokenizer), cut into consecutive windows of {context} ids",
+            f"int64 token ids (windows, {context})",
+        ),
         splits={
             "train": f"documents in sorted order except every {every}th, joined by a blank line, "
             f"tokenized, non-overlapping windows of {context} tokens (the rest dropped)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,6 @@ class ModelFiles:
     safetensors: Path
     framework: str
     framework_version: str
-    parameters: int
     others: dict[str, Path] = field(default_factory=dict)
 
 
@@ -114,8 +114,8 @@ def save_safetensors(model: nn.Module, path: Path, metadata: dict[str, str] | No
     return path
 
 
-def stored_dtypes(source: Path | bytes) -> set[str]:
-    """The dtypes of a safetensors file's tensors (path or bytes), as its header names them."""
+def _tensor_headers(source: Path | bytes) -> list[dict]:
+    """The header entry (dtype, shape, offsets) of each tensor of a safetensors file or bytes."""
     if isinstance(source, bytes):
         size = int.from_bytes(source[:8], "little")
         header = json.loads(source[8 : 8 + size])
@@ -123,7 +123,20 @@ def stored_dtypes(source: Path | bytes) -> set[str]:
         with Path(source).open("rb") as handle:
             size = int.from_bytes(handle.read(8), "little")
             header = json.loads(handle.read(size))
-    return {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+    return [v for k, v in header.items() if k != "__metadata__"]
+
+
+def stored_dtypes(source: Path | bytes) -> set[str]:
+    """The dtypes of a safetensors file's tensors (path or bytes), as its header names them."""
+    return {tensor["dtype"] for tensor in _tensor_headers(source)}
+
+
+def stored_values(source: Path | bytes) -> int:
+    """A model's parameters as pairzoo counts them: the values of every tensor in its safetensors.
+
+    Trainable or not (BatchNorm's running statistics count), of any dtype; read from the header.
+    """
+    return sum(math.prod(tensor["shape"]) for tensor in _tensor_headers(source))
 
 
 def _widened(tensors: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -202,11 +215,6 @@ def cast_constants(proto: onnx.ModelProto) -> None:
             node.attribute.append(onnx.helper.make_attribute("to", to))
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 class _TracedGraph:
     """One trace per architecture; each model's float tensors are written into it by name."""
 
@@ -223,8 +231,7 @@ class _TracedGraph:
         """Write `stem`.safetensors (float state) and a parity-checked `stem`.onnx, atomically."""
         weights = save_safetensors(model, stem.with_suffix(".safetensors"), {"model": stem.name})
         onnx_file = self.export(model, stem.with_suffix(".onnx"))
-        parameters = count_parameters(model)
-        return ModelFiles(onnx_file, weights, "pytorch", torch.__version__, parameters)
+        return ModelFiles(onnx_file, weights, "pytorch", torch.__version__)
 
     def to_proto(self, model: nn.Module) -> onnx.ModelProto:
         """The model as an ONNX proto holding its current weights under their names."""

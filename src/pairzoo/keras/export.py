@@ -269,6 +269,4 @@ class KerasExporter:
         )
         others = {"keras": stem.with_suffix(".keras")}
         safetensors = stem.with_suffix(".safetensors")
-        return ModelFiles(
-            onnx_file, safetensors, "keras", keras.__version__, model.count_params(), others
-        )
+        return ModelFiles(onnx_file, safetensors, "keras", keras.__version__, others)

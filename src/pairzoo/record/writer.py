@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,7 +15,13 @@ from pairzoo.atomic import write_text
 from pairzoo.data.detection import DetectionData
 from pairzoo.data.sets import ImageData, Subset
 from pairzoo.errors import PairzooError
-from pairzoo.export.exporters import Exporter, ModelFiles, OnnxExporter, load_tensors
+from pairzoo.export.exporters import (
+    Exporter,
+    ModelFiles,
+    OnnxExporter,
+    load_tensors,
+    stored_values,
+)
 from pairzoo.models.pretrained import Pretrained
 from pairzoo.profiles import artifacts_dir
 from pairzoo.record import manifest
@@ -31,6 +37,9 @@ from pairzoo.record.stats import (
 )
 from pairzoo.timing import SECONDS, timed
 from pairzoo.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from pairzoo.data.text import TextData
 
 LICENCE = (
     "Apache-2.0 for the weights pairzoo produced; the training data keeps its own licence "
@@ -103,7 +112,7 @@ class PairWriter:
         self.output = StagedOutput(self.folder, recipe, profile)
         self.exporter = OnnxExporter(data.x_test[:parity_batch])
         self.entries: dict = {"datasets": {}, "metrics": definitions(), "models": {}, "pairs": {}}
-        self.entries["datasets"][data.info.id] = data.info.record(data.sizes)
+        self._enter_dataset(data)
 
     def model_id(self, name: str) -> str:
         """Full id of a model of this recipe."""
@@ -138,7 +147,7 @@ class PairWriter:
         description: str = "",
         classes: Sequence[str] | None = None,
         extra: dict | None = None,
-        data: ImageData | DetectionData | None = None,
+        data: ImageData | DetectionData | TextData | None = None,
         test_classes: Sequence[str] | None = None,
     ) -> dict:
         """Enter a model whose files are already written (any framework); return its record.
@@ -153,8 +162,11 @@ class PairWriter:
         if architecture is None:
             raise PairzooError(f"model {name!r}: name its architecture (or the writer's)")
         _check_metrics(metrics)
+        classes = list(classes if classes is not None else data.classes)
         split: dict = {"dataset": data.info.id, "split": "test"}
         if test_classes is not None:
+            if not set(test_classes) <= set(classes):
+                raise PairzooError(f"model {name!r}: test classes {test_classes} not in {classes}")
             split["classes"] = list(test_classes)
         config, subset = training.config, training.subset
         pretrained = self.pretrained if training.start is None and data is self.data else None
@@ -165,9 +177,9 @@ class PairWriter:
             "framework": files.framework,
             "framework_version": files.framework_version,
             "architecture": architecture,
-            "parameters": files.parameters,
+            "parameters": stored_values(files.safetensors),
             "input_shape": list(data.input_shape),
-            "classes": list(classes if classes is not None else data.classes),
+            "classes": classes,
             "files": {kind: self.output.record(path) for kind, path in paths.items()},
             "onnx": {
                 "opset": files.onnx.opset,
@@ -199,10 +211,19 @@ class PairWriter:
             "licence": LICENCE,
             **(extra or {}),
         }
-        self.entries["datasets"][data.info.id] = data.info.record(data.sizes)
+        self._enter_dataset(data)
         self.entries["models"][self.model_id(name)] = record
         print(_summary(name, metrics, split, files.onnx.max_abs_diff))
         return record
+
+    def _enter_dataset(self, data: ImageData | DetectionData | TextData) -> None:
+        """Enter the dataset's record: the whole set, its label names in label order."""
+        if isinstance(data, ImageData) and data.subset is not None:
+            raise PairzooError(
+                f"record the whole {data.info.id}, not a subset (a model's test_classes and "
+                "training record say which part it used)"
+            )
+        self.entries["datasets"][data.info.id] = data.info.record(data.sizes, data.classes)
 
     def attach(self, name: str, kind: str, path: Path, description: dict) -> None:
         """Add a file derived from a recorded model (e.g. an int8 ONNX) to its record.

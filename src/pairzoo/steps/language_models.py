@@ -359,14 +359,7 @@ def add_language_model(
     onnx_file = exporter.export(float_model, stem.with_suffix(".onnx"))
     return writer.record_model(
         name,
-        ModelFiles(
-            onnx_file,
-            weights,
-            "pytorch",
-            torch.__version__,
-            sum(t.numel() for t in tensors.values()),
-            dict(others or {}),
-        ),
+        ModelFiles(onnx_file, weights, "pytorch", torch.__version__, dict(others or {})),
         training=training,
         metrics=metrics,
         description=description,

@@ -11,7 +11,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from pairzoo.record.manifest import RELATIONS
+from pairzoo.record.manifest import RELATIONS, schema
 from pairzoo.views.report import recipe_entries
 
 
@@ -192,9 +192,10 @@ def _metric_text(entries: dict, record: dict) -> str:
     parts = []
     for metric, measured in record["metrics"].items():
         unit = entries["metrics"][metric]["unit"]
+        only = f", classes {', '.join(measured['classes'])} only" if "classes" in measured else ""
         parts.append(
             f"{entries['metrics'][metric]['name']} {measured['value']:.4g}{unit} "
-            f"({measured['dataset']} {measured['split']})"
+            f"({measured['dataset']} {measured['split']}{only})"
         )
     return "; ".join(parts)
 
@@ -349,21 +350,25 @@ def _card_body(entries: dict, model_id: str) -> str:
     )
     start = training["initialised_from"] or "a fresh initialisation"
     samples = "token windows" if len(record["input_shape"]) == 1 else "images"
+    preprocessing = entries["datasets"][training["dataset"]]["preprocessing"]
+    counted = schema()["$defs"]["model"]["properties"]["parameters"]["description"]
     return "\n".join(
         [
             f"# {model_id}",
             "",
             f"{record.get('description') or record['architecture']}. "
             f"Framework: {record['framework']} {record['framework_version']}; "
-            f"architecture `{record['architecture']}` with "
-            f"{record['parameters']:,} parameters; input {record['input_shape']}; "
-            f"{len(record['classes'])} classes.",
+            f"architecture `{record['architecture']}` with {record['parameters']:,} parameters "
+            f"({counted}).",
+            "",
+            f"Input: {preprocessing['layout']}, each {record['input_shape']}: "
+            f"{preprocessing['description']}.{_slots_text(record, training['dataset'])}",
             "",
             f"Trained from {start} on {subset['size']} {samples} ({subset['fraction']:.0%}, seed "
             f"{subset['seed']}) of the {training['split']} split of `{training['dataset']}`; "
             f"{config}.",
             "",
-            f"Metrics: {_metric_text(entries, record)}.",
+            f"Metrics: {_metric_text(entries, record)}. {_test_split_text(entries, record)}",
             "",
             "Files:",
             "",
@@ -372,6 +377,24 @@ def _card_body(entries: dict, model_id: str) -> str:
             f"Licence: {record['licence']}.",
             "",
         ]
+    )
+
+
+def _slots_text(record: dict, dataset: str) -> str:
+    if not record["classes"]:
+        return ""
+    return (
+        f" Output slots in order: {', '.join(record['classes'])} (slot i predicts the class named "
+        f"classes[i] among `{dataset}`'s classes)."
+    )
+
+
+def _test_split_text(entries: dict, record: dict) -> str:
+    measured = sorted({(m["dataset"], m["split"]) for m in record["metrics"].values()})
+    splits = [(d, s, entries["datasets"][d]["splits"][s]) for d, s in measured]
+    return " ".join(
+        f"The {s} split of `{d}` ({split['size']} samples): {split['description']}."
+        for d, s, split in splits
     )
 
 
