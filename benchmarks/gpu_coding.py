@@ -3,8 +3,8 @@
     python benchmarks/gpu_coding.py --images 50000   # as update_coding does on ImageNet's val set
     python benchmarks/gpu_coding.py --small          # a tiny network and set: runs on the CPU
 
-Per QP, as `pairzoo.coding.qp_sweep.code_pair` does: NNC of the full model, the base once, two
-updates
+Per QP, as the update_coding recipe did when this was measured (`pairzoo.coding.qp_sweep`, now
+`pairzoo.bench.reference_ladder`): NNC of the full model, the base once, two updates
 (without and with TCA), each decoded, and every reconstruction scored in onnxruntime
 (`pairzoo.coding.scoring.providers()`: CUDA where onnxruntime-gpu is installed).
 """

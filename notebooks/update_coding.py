@@ -73,9 +73,11 @@ import pandas as pd
 from IPython.display import Markdown
 
 from pairzoo.atomic import write_text
-from pairzoo.coding import codec, coded_samples, qp_sweep
+from pairzoo.bench import reference_ladder, testset
+from pairzoo.bench.results import csv_text
+from pairzoo.coding import codec, coded_samples
 from pairzoo.profiles import artifacts_dir
-from pairzoo.record import manifest, view
+from pairzoo.record import manifest
 from pairzoo.record.staged_output import StagedOutput
 from pairzoo.timing import SECONDS, timed
 
@@ -83,7 +85,7 @@ folder = artifacts_dir(profile, artifacts)
 entries = (
     manifest.load(folder) if (folder / manifest.MANIFEST).exists() else manifest.empty(profile)
 )
-zoo = view.of(folder, entries)
+zoo = testset.of(folder, entries)
 skipped = {pair.id: coded_samples.unscoreable(pair) for pair in zoo.pairs()}
 skipped |= {p: "excluded" for p in skipped if any(fnmatch(p, glob) for glob in exclude)}
 pair_ids = [pair_id for pair_id, reason in skipped.items() if reason is None]
@@ -102,24 +104,27 @@ else:
 # %% [markdown]
 # ## Coding every pair along the QP ladder, keeping the operating points
 #
-# `qp_sweep.code_pair` codes one pair losslessly (float32, gzip and zstd of the delta) and then, at
-# every QP from coarse to fine, with full NNC, incremental NNC with and without TCA, and gzip and
-# zstd of the delta rounded to NNC's step; every coding is decoded and scored. The operating point
-# of the full and of the incremental (tca) coding is the first QP whose metric loss is at most
-# `tolerance` points (the finest QP of the ladder if none is); only those codings are kept. Pairs
-# are independent, so `workers` processes code them side by side; each reads its pair's tensors
-# and scores the uncoded model once, and keeps the scores of the chosen codings for the manifest.
+# The coding runs through the same harness as any user's codec (`pairzoo.evaluate`, see "Evaluate
+# your codec"), with pairzoo's built-in codecs: `reference_ladder.code` codes each pair losslessly
+# (float32, gzip, zstd and ZipNN of the delta) and, at every QP, with full NNC, incremental NNC with
+# and without TCA, and gzip and zstd of the delta rounded to NNC's step; every payload is decoded
+# (twice, to check it decodes alike) and scored. Bytes are the payload's length, a few bytes of
+# container included. The operating point of the full and of the incremental (tca) coding is the
+# coarsest QP whose metric loss is at most `tolerance` points (the finest QP of the ladder if none
+# is); those are coded once more as the stand-alone bitstreams that are kept. Pairs are
+# independent, so `workers` processes code them side by side; each reads its pair's tensors and
+# scores the uncoded model once, and scores a reconstruction that two codecs share once.
 
 # %%
 with timed("code"):
-    ladders = qp_sweep.code_pairs([zoo.pair(p) for p in pair_ids], qps, tolerance, workers)
+    ladders = reference_ladder.code(zoo, pair_ids, qps, tolerance, workers)
 rows = [row for result in ladders.values() for row in result.rows]
 chosen = {pair_id: result.chosen for pair_id, result in ladders.items()}
 pairs = {pair_id: result.pair for pair_id, result in ladders.items()}
 for pair_id, pair in pairs.items():
     print(f"{pair_id}: {pair.parameters:,} values, {pair.metric} {pair.reference:.2f} uncoded")
 
-results = pd.DataFrame(rows, columns=qp_sweep.COLUMNS)
+results = reference_ladder.table(rows)
 full = results[results["method"] == "nnc-full"].set_index(["pair", "qp"])["bytes"]
 results["× nnc-full"] = [
     b / full.get((p, q), np.nan) for p, q, b in results[["pair", "qp", "bytes"]].values
@@ -128,7 +133,8 @@ results["× nnc-full"] = [
 # %% [markdown]
 # The chosen samples are written now, with their method records, beside what an earlier run of this
 # recipe stored, and replace it only once all are written; all rows go to
-# `update_coding/results.csv`.
+# `update_coding/results.csv`, in the format of `pairzoo evaluate`'s results, which the manifest
+# names as the set's `coding_ladder`: the anchor curves a codec's BD-rate is measured against.
 
 # %%
 rule = (
@@ -139,8 +145,9 @@ if pair_ids:
         pair_id: coded_samples.record(output, zoo, pairs[pair_id], chosen[pair_id], rule)
         for pair_id in pair_ids
     }
-    write_text(output.path("results.csv"), results.to_csv(index=False))
-    output.commit(lambda current: coded_samples.enter(current, codings))
+    write_text(output.path("results.csv"), csv_text(rows))
+    ladder = output.record(output.path("results.csv"))
+    output.commit(lambda current: coded_samples.enter(current, codings, ladder))
     print(f"stored {sum(len(c) for c in chosen.values())} samples under {output.final}")
 
 # %% [markdown]
@@ -212,6 +219,7 @@ styles = {
     "zstd-delta-q": ("C4", "+:"),
     "gzip-delta": ("C3", "X"),
     "zstd-delta": ("C4", "P"),
+    "zipnn-delta": ("C5", "D"),
     "float32": ("k", "*"),
 }
 first = {}

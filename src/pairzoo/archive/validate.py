@@ -31,7 +31,6 @@ HOUSEKEEPING = (
     "LICENCE-NOTICE.md",
     "cards/",
     "timings/",
-    "update_coding/results.csv",
 )
 
 

@@ -1,7 +1,7 @@
 """Bjøntegaard delta rate of a codec against the set's NNC anchors (the `bjontegaard` package).
 
 The anchors are the `nnc-incremental` rows of the QP ladder that the update_coding recipe stores
-in the set (`update_coding/results.csv`): bits per parameter and the metric at every QP.
+in the set (the manifest's `coding_ladder`): bits per parameter and the metric at every QP.
 """
 
 from __future__ import annotations
@@ -18,22 +18,22 @@ import bjontegaard
 from pairzoo.bench.testset import TestSet
 from pairzoo.record.metrics import METRICS
 
-ANCHOR_FILE = "update_coding/results.csv"
-ANCHOR_METHOD = "nnc-incremental"
+ANCHOR_CODEC = "nnc-incremental"
 METHOD = "pchip"  # monotone piecewise-cubic interpolation: no overshoot between few points
 
 Point = tuple[float, float]  # (bits per parameter, metric value)
 
 
-def anchors(test_set: TestSet, method: str = ANCHOR_METHOD) -> dict[str, list[Point]]:
+def anchors(test_set: TestSet, codec: str = ANCHOR_CODEC) -> dict[str, list[Point]]:
     """Per pair, the anchor codec's (bits per parameter, metric) points; {} if the set has none."""
-    if not test_set.tree.exists(ANCHOR_FILE):
+    record = test_set.entries.get("coding_ladder")
+    if record is None:
         return {}
-    text = test_set.tree.read(ANCHOR_FILE).decode("utf-8")
+    text = test_set.tree.read(record["file"]["path"]).decode("utf-8")
     curves: dict[str, list[Point]] = defaultdict(list)
     for row in csv.DictReader(io.StringIO(text)):
-        if row["method"] == method:
-            curves[row["pair"]].append((float(row["bits/param"]), float(row["metric"])))
+        if row["codec"] == codec and not row["error"]:
+            curves[row["pair"]].append((float(row["bits_per_parameter"]), float(row["value"])))
     return dict(curves)
 
 

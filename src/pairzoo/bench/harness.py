@@ -15,7 +15,7 @@ import math
 import multiprocessing
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,12 +137,23 @@ def _row(pair: BenchPair, codec: plugin.Codec, name: str, point: dict) -> dict:
     return row
 
 
-def _pair_rows(pair: BenchPair, codec: plugin.Codec, name: str, points: list[dict]) -> list[dict]:
+Job = tuple[str, dict]  # a codec's name and a parameter point
+Finish = Callable[[BenchPair, list[dict]], object]  # what a ladder makes of a pair's rows
+
+
+def _pair_rows(pair: BenchPair, codecs: Mapping[str, plugin.Codec], jobs: list[Job]) -> list[dict]:
     try:
         pair.score()  # the uncoded outputs, once (they serve every point's fidelity)
     except Exception as exc:
-        return [{**_row_stub(pair, name, point), "error": _error(exc)} for point in points]
-    return [_row(pair, codec, name, point) for point in points]
+        return [{**_row_stub(pair, name, point), "error": _error(exc)} for name, point in jobs]
+    return [_row(pair, codecs[name], name, point) for name, point in jobs]
+
+
+def _pair_work(
+    pair: BenchPair, codecs: Mapping[str, plugin.Codec], jobs: list[Job], finish: Finish | None
+) -> tuple[list[dict], object]:
+    rows = _pair_rows(pair, codecs, jobs)
+    return rows, finish(pair, rows) if finish else None
 
 
 def _row_stub(pair: BenchPair, name: str, point: dict) -> dict:
@@ -156,33 +167,39 @@ def _row_stub(pair: BenchPair, name: str, point: dict) -> dict:
 _WORK: dict = {}
 
 
-def _worker_rows(pair_id: str, points: list[dict]) -> list[dict]:
+def _worker_rows(pair_id: str, jobs: list[Job]) -> tuple[list[dict], object]:
     import torch
 
     torch.set_num_threads(1)
     test_set = _WORK.get("set")
     if test_set is None:
         test_set = _WORK["set"] = open_set(_WORK["target"])
-    pair = test_set.pair(pair_id)
-    return _pair_rows(pair, _WORK["codec"], _WORK["name"], points)
+    return _pair_work(test_set.pair(pair_id), _WORK["codecs"], jobs, _WORK["finish"])
 
 
 def _run(
-    test_set: TestSet, todo: dict[str, list[dict]], codec: plugin.Codec, name: str, workers: int
-) -> Iterator[tuple[str, list[dict]]]:
-    """(pair id, its rows) as pairs finish, in `workers` forked processes where more than one."""
+    test_set: TestSet,
+    todo: dict[str, list[Job]],
+    codecs: Mapping[str, plugin.Codec],
+    workers: int,
+    finish: Finish | None = None,
+) -> Iterator[tuple[str, list[dict], object]]:
+    """(pair id, its rows, what `finish` made of them) as pairs finish, in `workers` processes.
+
+    Workers are forked (more than one, and more than one pair): they inherit the codecs.
+    """
     if workers <= 1 or len(todo) <= 1:
-        for pair_id, points in todo.items():
-            yield pair_id, _pair_rows(test_set.pair(pair_id), codec, name, points)
+        for pair_id, jobs in todo.items():
+            yield pair_id, *_pair_work(test_set.pair(pair_id), codecs, jobs, finish)
         return
-    _WORK.update(target=test_set.target, codec=codec, name=name, set=None)
+    _WORK.update(target=test_set.target, codecs=codecs, finish=finish, set=None)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {
-            pair_id: pool.submit(_worker_rows, pair_id, points) for pair_id, points in todo.items()
+            pair_id: pool.submit(_worker_rows, pair_id, jobs) for pair_id, jobs in todo.items()
         }
         for pair_id, future in futures.items():
-            yield pair_id, future.result()
+            yield pair_id, *future.result()
 
 
 class _Progress:
@@ -278,7 +295,7 @@ def evaluate(
     for pair in chosen:
         missing = [p for p in points if (pair.id, json.dumps(p, sort_keys=True)) not in done]
         if missing:
-            todo[pair.id] = missing
+            todo[pair.id] = [(name, point) for point in missing]
     evaluation = Evaluation(name, rows, skipped, Path(output) if output else None)
     evaluation.resumed = len(rows)
     document = {
@@ -292,7 +309,7 @@ def evaluate(
     start = time.perf_counter()
     bar = _Progress(len(todo), progress)
     try:
-        for pair_id, new in _run(test_set, todo, codec, name, workers):
+        for pair_id, new, _ in _run(test_set, todo, {name: codec}, workers):
             rows.extend(new)
             bar.update(pair_id, new)
             if output is not None:
@@ -303,3 +320,40 @@ def evaluate(
     rows.sort(key=results.row_key)
     evaluation.seconds = time.perf_counter() - start
     return evaluation
+
+
+def ladder(
+    runs: Sequence[tuple[plugin.Codec, Mapping[str, Sequence[object]]]],
+    test_set: TestSet,
+    pairs: Sequence[str],
+    workers: int = 1,
+    finish: Finish | None = None,
+    progress: bool | None = None,
+) -> dict[str, tuple[list[dict], object]]:
+    """Per pair: the rows of several codecs at every point of their parameters, and `finish`'s.
+
+    `finish(pair, rows)` runs in the same process, while the pair is loaded. Each pair's tensors
+    and uncoded outputs are read once for all codecs, and a reconstruction two codecs share is
+    scored once. No output folder, no resume: the caller keeps the rows.
+    """
+    codecs = {plugin.codec_name(codec): codec for codec, _ in runs}
+    if len(codecs) != len(runs):
+        raise PairzooError("two codecs of the ladder have the same name")
+    jobs = []
+    for codec, parameters in runs:
+        points = grid(parameters)
+        plugin.check_parameters(codec, points[0])
+        jobs += [(plugin.codec_name(codec), point) for point in points]
+    todo = {}
+    for pair in (test_set.pair(pair_id) for pair_id in pairs):
+        fits = {n for n, c in codecs.items() if pair.structure <= plugin.supported(c)}
+        todo[pair.id] = [(name, point) for name, point in jobs if name in fits]
+    done = {}
+    bar = _Progress(len(todo), progress)
+    try:
+        for pair_id, rows, made in _run(test_set, todo, codecs, workers, finish):
+            done[pair_id] = rows, made
+            bar.update(pair_id, rows)
+    finally:
+        bar.close()
+    return done

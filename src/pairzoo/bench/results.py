@@ -56,7 +56,8 @@ def load(folder: Path, codec: str, set_id: dict) -> list[dict]:
     return document["rows"]
 
 
-def _csv(rows: list[dict]) -> str:
+def csv_text(rows: list[dict]) -> str:
+    """The rows as CSV (parameters as JSON), with a header of `COLUMNS`."""
     out = io.StringIO()
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -71,4 +72,4 @@ def save(folder: Path, document: dict) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / RESULTS_JSON, json.dumps(document, indent=1, sort_keys=True) + "\n")
-    write_text(folder / RESULTS_CSV, _csv(document["rows"]))
+    write_text(folder / RESULTS_CSV, csv_text(document["rows"]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from pairzoo.atomic import atomic_path, write_text
-from pairzoo.bench.bdrate import ANCHOR_METHOD, Point, anchors, bd_rate
+from pairzoo.bench.bdrate import ANCHOR_CODEC, Point, anchors, bd_rate
 from pairzoo.bench.harness import Evaluation
 from pairzoo.bench.testset import TestSet
 
@@ -77,7 +77,7 @@ def markdown(evaluation: Evaluation, relations: pd.DataFrame, pairs: pd.DataFram
         [
             f"# {evaluation.codec}",
             evaluation.line(),
-            f"BD-rate against `{ANCHOR_METHOD}` (the set's NNC anchor ladder), at equal metric; "
+            f"BD-rate against `{ANCHOR_CODEC}` (the set's NNC anchor ladder), at equal metric; "
             "negative is fewer bits. Undefined (–) where a curve has fewer than two points on "
             "its rate–metric front or the two curves' metric ranges do not overlap.",
             _table(relations),
@@ -115,7 +115,7 @@ def figure(evaluation: Evaluation, test_set: TestSet, relation: str, ax: object 
                 label=evaluation.codec if label else None)  # fmt: skip
         if theirs:
             ax.plot(*zip(*theirs, strict=True), "s--", color="C1", alpha=0.6,
-                    label=ANCHOR_METHOD if label else None)  # fmt: skip
+                    label=ANCHOR_CODEC if label else None)  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("bits per parameter")
     ax.set_ylabel("Δ metric (points)")

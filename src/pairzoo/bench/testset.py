@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from pairzoo.bench.plugin import STRUCTURES
+from pairzoo.coding.codec import tensors_sha256
 from pairzoo.coding.coded_samples import metric_of, model_evaluator
 from pairzoo.errors import PairzooError
 from pairzoo.record.metrics import fidelity
 from pairzoo.record.stats import renamed
-from pairzoo.record.tree import open_tree
+from pairzoo.record.tree import FolderTree, open_tree
 from pairzoo.record.view import Folder, Model, Pair, read_manifest
 
 # What a model does, by the metric it is scored with.
@@ -54,8 +55,17 @@ class _Scorer:
         self.metric, self.evaluate = model_evaluator(model)
         # a detector's evaluator gives its metric alone: no outputs to compare
         self.reference = self.evaluate.outputs() if hasattr(self.evaluate, "outputs") else None
+        self.seen: dict[str | None, Score] = {}  # by the sha256 of the tensors scored
 
     def __call__(self, tensors: Mapping[str, np.ndarray] | None) -> Score:
+        key = None if tensors is None else tensors_sha256(tensors)
+        if key not in self.seen:
+            self.seen[key] = self._score(tensors)
+            while len(self.seen) > 64:
+                self.seen.pop(next(iter(self.seen)))
+        return self.seen[key]
+
+    def _score(self, tensors: Mapping[str, np.ndarray] | None) -> Score:
         evaluate = self.evaluate
         if self.reference is None:
             return Score(evaluate(tensors))
@@ -197,6 +207,11 @@ def _kept(cache: OrderedDict, key: str, make: object, size: int) -> object:
     while len(cache) > size:
         cache.popitem(last=False)
     return value
+
+
+def of(folder: Path, entries: dict) -> TestSet:
+    """The test set of an output folder whose manifest a recipe has just read."""
+    return TestSet(FolderTree(Path(folder)), entries, Path(folder))
 
 
 def open(target: Path | str) -> TestSet:  # noqa: A001 (pairzoo.open)

@@ -66,7 +66,7 @@ def _check_rebuilt(folder: Folder, dataset_id: str) -> None:
     """PairzooError unless the loader of `dataset_id` makes the splits the manifest describes."""
     data = _dataset(dataset_id)
     described = folder.entries["datasets"].get(dataset_id, {}).get("splits")
-    if described != data.info.record(data.sizes)["splits"]:
+    if described != data.info.record(data.sizes, data.classes)["splits"]:
         raise PairzooError(
             f"the manifest's {dataset_id} splits ({described}) are not those its loader makes "
             f"({data.info.source})"
@@ -190,9 +190,12 @@ def record(
     }
 
 
-def enter(entries: dict, codings: dict[str, dict]) -> None:
-    """Replace the manifest's codings with this run's, and mark the recipe finished."""
+def enter(entries: dict, codings: dict[str, dict], ladder: dict | None = None) -> None:
+    """Replace the manifest's codings and ladder file with this run's; mark the recipe finished."""
     entries["codings"] = codings
+    entries.pop("coding_ladder", None)
+    if ladder is not None:
+        entries["coding_ladder"] = {"recipe": RECIPE, "file": ladder}
     entries.setdefault("finished", {})[RECIPE] = {
         "models": [],
         "pairs": [],

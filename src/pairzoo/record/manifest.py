@@ -147,10 +147,12 @@ def editing(folder: Path, profile: str) -> Iterator[dict]:
 
 
 def file_records(entries: dict) -> list[dict]:
-    """Every file record of the manifest: the models' files and the coded samples' bitstreams."""
+    """Every file record of the manifest: models' files, coded samples' bitstreams, the ladder."""
     records = [file for model in entries["models"].values() for file in model["files"].values()]
     for coding in entries.get("codings", {}).values():
         records += [f for sample in coding["samples"].values() for f in sample["files"].values()]
+    if "coding_ladder" in entries:
+        records.append(entries["coding_ladder"]["file"])
     return records
 
 
