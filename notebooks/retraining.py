@@ -186,7 +186,7 @@ pair_table(entries, "retraining").round(4)
 # Longer training moves every layer further; how evenly it does so is what a codec's per-layer
 # rate allocation has to follow.
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-retraining-ladder", "caption": "Relative L2 change ‖Δ‖/‖base‖ of every weight tensor of the network, from the base to each rung of the epochs ladder (base + *k* epochs on the base's own data), on a log scale."}}
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-retraining-ladder", "caption": "Relative L2 change \u2016\u0394\u2016/\u2016base\u2016 of every weight tensor of the network, from the base to each rung of the epochs ladder (base + *k* epochs on the base's own data), on a log scale."}}
 fig, ax = plt.subplots(figsize=(8, 3.5))
 for epoch in ladder:
     tensors = entries["pairs"][f"retraining/base..epochs-{epoch}"]["stats"]["tensors"]

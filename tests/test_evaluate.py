@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +11,16 @@ import pytest
 
 import pairzoo
 from pairzoo.archive.pack import package
-from pairzoo.bench import bdrate, results
+from pairzoo.archive.validate import validate
+from pairzoo.atomic import write_text
+from pairzoo.bench import bdrate, reference_ladder, results, summary, testset
 from pairzoo.bench.harness import evaluate
 from pairzoo.bench.plugin import load_codec
 from pairzoo.cli import main
+from pairzoo.coding import coded_samples
 from pairzoo.errors import PairzooError
+from pairzoo.record import manifest
+from pairzoo.record.staged_output import StagedOutput
 
 from . import sample_codecs
 from .conftest import ROOT
@@ -178,3 +185,48 @@ def test_every_pair_of_the_built_ci_set_scores_as_its_manifest_says():
         assert pairs
         for pair in pairs:
             assert pair.score().value == pytest.approx(pair.reference, abs=1e-6), pair.id
+
+
+@pytest.fixture(scope="module")
+def laddered(built_folder, tmp_path_factory):
+    """The built folder with the reference ladder stored as update_coding stores it."""
+    folder = tmp_path_factory.mktemp("laddered") / "ci"
+    shutil.copytree(built_folder, folder)
+    entries = manifest.load(folder)
+    test_set = testset.of(folder, entries)
+    ladders = reference_ladder.code(test_set, ["unit/base..updated"], [-24, -40], 0.5, workers=1)
+    output = StagedOutput(folder, coded_samples.RECIPE, "ci")
+    rows = ladders["unit/base..updated"].rows
+    write_text(output.path("results.csv"), results.csv_text(rows))
+    ladder = output.record(output.path("results.csv"))
+    output.commit(lambda current: coded_samples.enter(current, {}, ladder))
+    return folder
+
+
+def test_the_ladder_is_named_packed_and_read_as_the_anchor(laddered, tmp_path):
+    assert validate(laddered) == []
+    archive = package(laddered, tmp_path / "set.zip")
+    with zipfile.ZipFile(archive) as zipped:
+        assert "pairzoo-ci/update_coding/results.csv" in zipped.namelist()
+    with pairzoo.open(archive) as test_set:
+        curve = bdrate.anchors(test_set)["unit/base..updated"]
+        assert (
+            len(curve) == 2
+            and len(bdrate.anchors(test_set, measure="nll")["unit/base..updated"]) == 2
+        )
+        evaluation = evaluate("nnc-incremental", test_set, {"qp": [-24, -40]}, progress=False)
+        table = summary.pair_bd_rates(evaluation, test_set)
+    # the built-in codec is the anchor itself: no rate difference at equal cross-entropy
+    assert table.set_index("pair").loc["unit/base..updated", "BD-rate NLL %"] == pytest.approx(
+        0.0, abs=1e-6
+    )
+
+
+def test_a_flipped_byte_in_the_ladder_is_caught(laddered, tmp_path):
+    target = tmp_path / "ci"
+    shutil.copytree(laddered, target)
+    path = target / "update_coding" / "results.csv"
+    data = bytearray(path.read_bytes())
+    data[40] ^= 1
+    path.write_bytes(bytes(data))
+    assert any("results.csv" in problem for problem in validate(target))

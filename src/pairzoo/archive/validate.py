@@ -247,6 +247,8 @@ def _check_entries(folder: Folder, report: Report) -> None:
         if pair["base"] not in sound or pair["updated"] not in sound
     }
     report.problems += check_codings(folder, unsound)
+    if "coding_ladder" in entries:
+        report.problems += folder.tree.file_problems(entries["coding_ladder"]["file"], "ladder")
     report.counts.update(models=len(entries["models"]), pairs=len(entries["pairs"]))
     report.counts["samples"] = sum(len(c["samples"]) for c in entries.get("codings", {}).values())
 

@@ -24,16 +24,21 @@ METHOD = "pchip"  # monotone piecewise-cubic interpolation: no overshoot between
 Point = tuple[float, float]  # (bits per parameter, metric value)
 
 
-def anchors(test_set: TestSet, codec: str = ANCHOR_CODEC) -> dict[str, list[Point]]:
-    """Per pair, the anchor codec's (bits per parameter, metric) points; {} if the set has none."""
+def anchors(
+    test_set: TestSet, codec: str = ANCHOR_CODEC, measure: str = "value"
+) -> dict[str, list[Point]]:
+    """Per pair, the anchor codec's (bits per parameter, `measure`) points; {} if the set has none.
+
+    `measure`: a column of the ladder's rows (`value`, the metric; or `nll`).
+    """
     record = test_set.entries.get("coding_ladder")
     if record is None:
         return {}
     text = test_set.tree.read(record["file"]["path"]).decode("utf-8")
     curves: dict[str, list[Point]] = defaultdict(list)
     for row in csv.DictReader(io.StringIO(text)):
-        if row["codec"] == codec and not row["error"]:
-            curves[row["pair"]].append((float(row["bits_per_parameter"]), float(row["value"])))
+        if row["codec"] == codec and not row["error"] and row[measure]:
+            curves[row["pair"]].append((float(row["bits_per_parameter"]), float(row[measure])))
     return dict(curves)
 
 

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,6 @@ class Evaluation:
     output: Path | None
     seconds: float = 0.0
     resumed: int = 0
-    summary: dict = field(default_factory=dict)
 
     @property
     def errors(self) -> list[dict]:

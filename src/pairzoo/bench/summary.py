@@ -18,27 +18,38 @@ SUMMARY_MD, BDRATE_CSV, FIGURES = "summary.md", "bdrate.csv", "figures"
 
 
 def pair_bd_rates(evaluation: Evaluation, test_set: TestSet) -> pd.DataFrame:
-    """Per pair: relation, metric, the codec's points and its BD-rate (%) against the anchor."""
-    anchor = anchors(test_set)
-    curves: dict[str, list[Point]] = defaultdict(list)
+    """Per pair: relation, metric, points, and BD-rate (%) against the anchor.
+
+    At equal metric, and at equal test cross-entropy (NLL: continuous, so defined where a
+    saturated top-1 is not).
+    """
+    anchor = {m: anchors(test_set, measure=m) for m in ("value", "nll")}
+    curves: dict[str, dict[str, list[Point]]] = {
+        "value": defaultdict(list),
+        "nll": defaultdict(list),
+    }
     first: dict[str, dict] = {}
     for row in evaluation.rows:
         first.setdefault(row["pair"], row)
-        if not row["error"] and row["value"] is not None:
-            curves[row["pair"]].append((row["bits_per_parameter"], row["value"]))
+        for measure, curve in curves.items():
+            if not row["error"] and row[measure] is not None:
+                curve[row["pair"]].append((row["bits_per_parameter"], row[measure]))
     table = [
         {
             "pair": pair_id,
             "relation": row["relation"],
             "metric": row["metric"],
-            "points": len(curves[pair_id]),
-            "anchor points": len(anchor.get(pair_id, [])),
-            "BD-rate %": bd_rate(anchor.get(pair_id, []), curves[pair_id], row["metric"]),
+            "points": len(curves["value"][pair_id]),
+            "anchor points": len(anchor["value"].get(pair_id, [])),
+            "BD-rate %": bd_rate(
+                anchor["value"].get(pair_id, []), curves["value"][pair_id], row["metric"]
+            ),
+            "BD-rate NLL %": bd_rate(anchor["nll"].get(pair_id, []), curves["nll"][pair_id], "nll"),
         }
         for pair_id, row in sorted(first.items())
     ]
     return pd.DataFrame(table, columns=["pair", "relation", "metric", "points", "anchor points",
-                                        "BD-rate %"])  # fmt: skip
+                                        "BD-rate %", "BD-rate NLL %"])  # fmt: skip
 
 
 def by_relation(evaluation: Evaluation, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -47,7 +58,8 @@ def by_relation(evaluation: Evaluation, pairs: pd.DataFrame) -> pd.DataFrame:
     table = []
     for relation, group in rows.groupby("relation"):
         scored = group[group["error"].isna()]
-        rates = pairs[pairs["relation"] == relation]["BD-rate %"].dropna()
+        mine = pairs[pairs["relation"] == relation]
+        rates, nll = mine["BD-rate %"].dropna(), mine["BD-rate NLL %"].dropna()
         table.append(
             {
                 "relation": relation,
@@ -58,6 +70,8 @@ def by_relation(evaluation: Evaluation, pairs: pd.DataFrame) -> pd.DataFrame:
                 "median Δ metric": scored["delta"].median(),
                 "median BD-rate %": statistics.median(rates) if len(rates) else None,
                 "pairs with BD-rate": len(rates),
+                "median BD-rate NLL %": statistics.median(nll) if len(nll) else None,
+                "pairs with BD-rate NLL": len(nll),
             }
         )
     return pd.DataFrame(table)
@@ -77,9 +91,10 @@ def markdown(evaluation: Evaluation, relations: pd.DataFrame, pairs: pd.DataFram
         [
             f"# {evaluation.codec}",
             evaluation.line(),
-            f"BD-rate against `{ANCHOR_CODEC}` (the set's NNC anchor ladder), at equal metric; "
-            "negative is fewer bits. Undefined (–) where a curve has fewer than two points on "
-            "its rate–metric front or the two curves' metric ranges do not overlap.",
+            f"BD-rate against `{ANCHOR_CODEC}` (the set's NNC anchor ladder), at equal metric and "
+            "at equal test cross-entropy (NLL); negative is fewer bits. Undefined (–) where a "
+            "curve has fewer than two points on its rate–distortion front or the two curves' "
+            "ranges do not overlap.",
             _table(relations),
             _table(pairs),
             *(
