@@ -24,6 +24,15 @@
 # `artifacts/pairzoo-ci.zip`): every ONNX and framework file, `manifest.json`, `SHA256SUMS`, the
 # `DESCRIPTION.md` shown at the end of this page, a card per model and a licence notice.
 # `pairzoo validate` accepts the unpacked archive.
+#
+# To put a codec on the pairs, three lines load one (from the folder or the archive), and
+# {doc}`evaluate_codec` runs a codec on all of them:
+#
+# ```python
+# import pairzoo
+# pair = pairzoo.open("artifacts/ci").pair("retraining/base..epochs-1")  # or the .zip archive
+# base, updated = pair.base_tensors(), pair.updated_tensors()  # and pair.score(reconstruction)
+# ```
 
 # %% tags=["parameters"]
 profile = "ci"

@@ -187,19 +187,23 @@ class BaseContexts:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.held: OrderedDict[tuple, dict] = OrderedDict()
+        self.held: OrderedDict[tuple, codec.BaseStream] = OrderedDict()
 
-    def get(self, base: Tensors, names: Sequence[str], qp: int) -> dict:
-        """A private copy of the context left by coding `base`'s tensors `names` at `qp`."""
+    def stream(self, base: Tensors, names: Sequence[str], qp: int) -> codec.BaseStream:
+        """The base stream of `base`'s tensors `names` at `qp` (its bitstream and context)."""
         subset = {name: base[name] for name in names}
         key = (qp, tuple(names), codec.tensors_sha256(subset))
         if key not in self.held:
             # every tensor of `subset` is its own match, so all of it is coded
-            self.held[key] = codec.encode_base(subset, subset, codec.NncSettings(qp)).context
+            self.held[key] = codec.encode_base(subset, subset, codec.NncSettings(qp))
             while len(self.held) > self.size:
                 self.held.popitem(last=False)
         self.held.move_to_end(key)
-        return copy.deepcopy(self.held[key])
+        return self.held[key]
+
+    def get(self, base: Tensors, names: Sequence[str], qp: int) -> dict:
+        """A private copy of the context left by coding `base`'s tensors `names` at `qp`."""
+        return copy.deepcopy(self.stream(base, names, qp).context)
 
 
 BASE_CONTEXTS = BaseContexts(size=8)

@@ -96,8 +96,8 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
 
 
-def _row(pair: BenchPair, codec: plugin.Codec, name: str, point: dict) -> dict:
-    """One row: encode, decode, decode again, check, score; any failure becomes its error."""
+def _row(pair: BenchPair, codec: plugin.Codec, name: str, point: dict, recheck: bool) -> dict:
+    """One row: encode, decode, check, (`recheck`: decode again,) score; a failure is its error."""
     row = dict.fromkeys(results.COLUMNS)
     row.update(pair=pair.id, relation=pair.relation, recipe=pair.recipe, task=pair.task)
     row.update(codec=name, params=point, metric=pair.metric, reference=pair.reference)
@@ -122,8 +122,11 @@ def _row(pair: BenchPair, codec: plugin.Codec, name: str, point: dict) -> dict:
         problem = reconstruction_problem(pair.updated_tensors(), reconstruction)
         if problem:
             raise PairzooError(f"decode: {problem}")
-        again = _fresh(codec).decode(payload, base, **plugin.call_parameters(decoder.decode, point))
-        if not _same(reconstruction, again):
+        if recheck:
+            again = _fresh(codec).decode(
+                payload, base, **plugin.call_parameters(decoder.decode, point)
+            )
+        if recheck and not _same(reconstruction, again):
             raise PairzooError("decode gave another reconstruction from the same payload")
         score = pair.score(reconstruction)
     except Exception as exc:  # the codec's fault or the input's: the row keeps it, the run goes on
@@ -140,18 +143,24 @@ Job = tuple[str, dict]  # a codec's name and a parameter point
 Finish = Callable[[BenchPair, list[dict]], object]  # what a ladder makes of a pair's rows
 
 
-def _pair_rows(pair: BenchPair, codecs: Mapping[str, plugin.Codec], jobs: list[Job]) -> list[dict]:
+def _pair_rows(
+    pair: BenchPair, codecs: Mapping[str, plugin.Codec], jobs: list[Job], recheck: bool
+) -> list[dict]:
     try:
         pair.score()  # the uncoded outputs, once (they serve every point's fidelity)
     except Exception as exc:
         return [{**_row_stub(pair, name, point), "error": _error(exc)} for name, point in jobs]
-    return [_row(pair, codecs[name], name, point) for name, point in jobs]
+    return [_row(pair, codecs[name], name, point, recheck) for name, point in jobs]
 
 
 def _pair_work(
-    pair: BenchPair, codecs: Mapping[str, plugin.Codec], jobs: list[Job], finish: Finish | None
+    pair: BenchPair,
+    codecs: Mapping[str, plugin.Codec],
+    jobs: list[Job],
+    finish: Finish | None,
+    recheck: bool,
 ) -> tuple[list[dict], object]:
-    rows = _pair_rows(pair, codecs, jobs)
+    rows = _pair_rows(pair, codecs, jobs, recheck)
     return rows, finish(pair, rows) if finish else None
 
 
@@ -173,7 +182,8 @@ def _worker_rows(pair_id: str, jobs: list[Job]) -> tuple[list[dict], object]:
     test_set = _WORK.get("set")
     if test_set is None:
         test_set = _WORK["set"] = open_set(_WORK["target"])
-    return _pair_work(test_set.pair(pair_id), _WORK["codecs"], jobs, _WORK["finish"])
+    work = _WORK["codecs"], jobs, _WORK["finish"], _WORK["recheck"]
+    return _pair_work(test_set.pair(pair_id), *work)
 
 
 def _run(
@@ -182,6 +192,7 @@ def _run(
     codecs: Mapping[str, plugin.Codec],
     workers: int,
     finish: Finish | None = None,
+    recheck: bool = True,
 ) -> Iterator[tuple[str, list[dict], object]]:
     """(pair id, its rows, what `finish` made of them) as pairs finish, in `workers` processes.
 
@@ -189,9 +200,9 @@ def _run(
     """
     if workers <= 1 or len(todo) <= 1:
         for pair_id, jobs in todo.items():
-            yield pair_id, *_pair_work(test_set.pair(pair_id), codecs, jobs, finish)
+            yield pair_id, *_pair_work(test_set.pair(pair_id), codecs, jobs, finish, recheck)
         return
-    _WORK.update(target=test_set.target, codecs=codecs, finish=finish, set=None)
+    _WORK.update(target=test_set.target, codecs=codecs, finish=finish, recheck=recheck, set=None)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {
@@ -328,12 +339,14 @@ def ladder(
     workers: int = 1,
     finish: Finish | None = None,
     progress: bool | None = None,
+    recheck: bool = True,
 ) -> dict[str, tuple[list[dict], object]]:
     """Per pair: the rows of several codecs at every point of their parameters, and `finish`'s.
 
     `finish(pair, rows)` runs in the same process, while the pair is loaded. Each pair's tensors
     and uncoded outputs are read once for all codecs, and a reconstruction two codecs share is
-    scored once. No output folder, no resume: the caller keeps the rows.
+    scored once. No output folder, no resume: the caller keeps the rows. `recheck=False` decodes
+    each payload once (for codecs whose determinism is tested, as the built-ins' is).
     """
     codecs = {plugin.codec_name(codec): codec for codec, _ in runs}
     if len(codecs) != len(runs):
@@ -350,7 +363,7 @@ def ladder(
     done = {}
     bar = _Progress(len(todo), progress)
     try:
-        for pair_id, rows, made in _run(test_set, todo, codecs, workers, finish):
+        for pair_id, rows, made in _run(test_set, todo, codecs, workers, finish, recheck):
             done[pair_id] = rows, made
             bar.update(pair_id, rows)
     finally:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pairzoo.bench.builtin_codecs import BUILTIN
+from pairzoo.bench.builtin_codecs import BASE_CONTEXTS, BUILTIN
 from pairzoo.bench.harness import ladder
 from pairzoo.bench.plugin import Codec
 from pairzoo.bench.testset import BenchPair, TestSet
@@ -52,10 +52,8 @@ def code(
         samples = {name: sample(pair, row) for name, row in chosen.items()}
         return Ladder(loaded(pair), rows, samples, base_change(pair))
 
-    return {
-        pair_id: made
-        for pair_id, (_, made) in ladder(runs(qps), test_set, pairs, workers, finish).items()
-    }
+    made = ladder(runs(qps), test_set, pairs, workers, finish, recheck=False)
+    return {pair_id: result for pair_id, (_, result) in made.items()}
 
 
 # The page's table: its column for each of the harness's, and the ratios it adds.
@@ -115,7 +113,9 @@ def sample(pair: BenchPair, row: dict) -> ScoredCoding:
     if row["codec"] == "nnc-full":
         coding = codec.nnc_full(updated, codec.NncSettings(qp))
     else:
-        coding = codec.nnc_update(base, updated, codec.NncSettings(qp, tca=True))
+        matched, _ = codec.split(base, updated)
+        stream = BASE_CONTEXTS.stream(base, matched, qp) if matched else None  # coded once
+        coding = codec.nnc_update(base, updated, codec.NncSettings(qp, tca=True), stream)
     return ScoredCoding(coding, pair.score(coding.reconstruction).value)
 
 
