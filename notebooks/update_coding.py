@@ -133,8 +133,9 @@ results["× nnc-full"] = [
 # %% [markdown]
 # The chosen samples are written now, with their method records, beside what an earlier run of this
 # recipe stored, and replace it only once all are written; all rows go to
-# `update_coding/results.csv`, in the format of `pairzoo evaluate`'s results, which the manifest
-# names as the set's `coding_ladder`: the anchor curves a codec's BD-rate is measured against.
+# `update_coding/results.csv`, in the format of `pairzoo evaluate`'s results (without the
+# timings, which vary from run to run), which the manifest names as the set's `coding_ladder`:
+# the anchor curves a codec's BD-rate is measured against.
 
 # %%
 rule = (
@@ -145,7 +146,7 @@ if pair_ids:
         pair_id: coded_samples.record(output, zoo, pairs[pair_id], chosen[pair_id], rule)
         for pair_id in pair_ids
     }
-    write_text(output.path("results.csv"), csv_text(rows))
+    write_text(output.path("results.csv"), csv_text(reference_ladder.stored(rows)))
     ladder = output.record(output.path("results.csv"))
     output.commit(lambda current: coded_samples.enter(current, codings, ladder))
     print(f"stored {sum(len(c) for c in chosen.values())} samples under {output.final}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pairzoo.bench import results
 from pairzoo.bench.builtin_codecs import BASE_CONTEXTS, BUILTIN
 from pairzoo.bench.harness import ladder
 from pairzoo.bench.plugin import Codec
@@ -64,9 +65,14 @@ COLUMNS = {
 }  # fmt: skip
 
 
+def stored(rows: list[dict]) -> list[dict]:
+    """The rows as the set keeps them: without timings, which vary from run to run."""
+    return [{**row, "encode_s": None, "decode_s": None} for row in rows]
+
+
 def table(rows: list[dict]) -> pd.DataFrame:
     """The rows as the page shows them: a QP column, and bytes as a share of raw float32."""
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=list(results.COLUMNS))
     frame["qp"] = [row["params"].get("qp") for row in rows]
     frame["× float32"] = frame["bytes"] / (4 * frame["parameters"])
     return frame[list(COLUMNS)].rename(columns=COLUMNS)

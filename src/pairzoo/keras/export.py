@@ -6,9 +6,9 @@ them.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
-import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -37,8 +37,6 @@ from pairzoo.timing import timed
 
 if TYPE_CHECKING:
     import keras
-
-GENERATED_NAME = re.compile(r"^(.*)__\d+$")
 
 
 def keras_state(model: keras.Model) -> dict[str, np.ndarray]:
@@ -90,32 +88,53 @@ def save_keras_file(model: keras.Model, path: Path) -> Path:
     return path
 
 
-def _renumber_generated_names(graph: onnx.GraphProto) -> None:
-    """Renumber tf2onnx's made-up names (`new_shape__29`) in graph order.
+def _content_name(init: onnx.TensorProto) -> str:
+    """A name for a constant from its content: equal constants get one name."""
+    value = numpy_helper.to_array(init)
+    digest = hashlib.sha256(f"{value.dtype}{value.shape}".encode() + value.tobytes())
+    return f"const_{digest.hexdigest()[:16]}"
 
-    tf2onnx counts them process-wide, in an order that varies between runs; one model, one file.
+
+def _canonical(graph: onnx.GraphProto, initializer_map: dict[str, dict]) -> None:
+    """One order and one set of names for the graph, whatever order tf2onnx built it in.
+
+    tf2onnx emits nodes, shares equal constants under the first name it meets and numbers its
+    made-up names in an order that varies between runs. Here the weights take their Keras names,
+    other constants a name from their content, the nodes a topological order whose ties are
+    broken by operator, inputs and attributes, and every other tensor a name from that order.
     """
-    seen = [init.name for init in graph.initializer]
-    for node in graph.node:
-        seen += [node.name, *node.input, *node.output]
-    taken = {name for name in seen if not GENERATED_NAME.match(name)}
-    renamed: dict[str, str] = {}
-    for name in seen:
-        match = GENERATED_NAME.match(name)
-        if match and name not in renamed:
-            number = len(renamed)
-            while f"{match[1]}__{number}" in taken:
-                number += 1
-            renamed[name] = f"{match[1]}__{number}"
-            taken.add(renamed[name])
+    names = {entry["initializer"]: name for name, entry in initializer_map.items()}
+    for name, entry in initializer_map.items():
+        entry["initializer"] = name
+    kept = {}
     for init in graph.initializer:
-        init.name = renamed.get(init.name, init.name)
-    for node in graph.node:
-        node.name = renamed.get(node.name, node.name)
-        node.input[:] = [renamed.get(name, name) for name in node.input]
-        node.output[:] = [renamed.get(name, name) for name in node.output]
-    for info in [*graph.value_info, *graph.input, *graph.output]:
-        info.name = renamed.get(info.name, info.name)
+        names.setdefault(init.name, _content_name(init))
+        init.name = names[init.name]
+        kept.setdefault(init.name, init)
+    del graph.initializer[:]
+    graph.initializer.extend(kept[name] for name in sorted(kept))
+    fixed = {info.name for info in [*graph.input, *graph.output]}
+    available = set(fixed) | set(names)
+    pending, order = list(graph.node), []
+
+    def key(node: onnx.NodeProto) -> tuple:
+        inputs = tuple(names.get(name, name) for name in node.input)
+        return node.op_type, inputs, [a.SerializeToString() for a in node.attribute]
+
+    while pending:
+        node = min((n for n in pending if set(n.input) <= available | {""}), key=key)
+        pending.remove(node)
+        index = len(order)
+        for k, output in enumerate(node.output):
+            names[output] = output if output in fixed else f"{node.op_type}_{index}_{k}"
+            available.add(output)
+        node.input[:] = [names.get(name, name) for name in node.input]
+        node.output[:] = [names[name] for name in node.output]
+        node.name = f"{node.op_type}_{index}"
+        order.append(node)
+    del graph.node[:]
+    graph.node.extend(order)
+    del graph.value_info[:]
 
 
 LAYOUT_OPS = ("Transpose", "Reshape")
@@ -210,8 +229,8 @@ def keras_to_onnx(
     for node in proto.graph.node:
         node.output[:] = [OUTPUT_NAME if name == old else name for name in node.output]
     proto.graph.output[0].name = OUTPUT_NAME
-    _renumber_generated_names(proto.graph)
     initializer_map = _store_weights(proto.graph, state)
+    _canonical(proto.graph, initializer_map)
     absent, differ = mismatches(proto, state, initializer_map)
     inputs = [i.name for i in proto.graph.input]
     if absent or differ or inputs != [INPUT_NAME]:
