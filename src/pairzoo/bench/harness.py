@@ -96,8 +96,18 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
 
 
-def _row(pair: BenchPair, codec: plugin.Codec, name: str, point: dict, recheck: bool) -> dict:
-    """One row: encode, decode, check, (`recheck`: decode again,) score; a failure is its error."""
+def _row(
+    pair: BenchPair,
+    codec: plugin.Codec,
+    name: str,
+    point: dict,
+    recheck: bool,
+    payloads: dict[tuple[str, str], bytes] | None = None,
+) -> dict:
+    """One row: encode, decode, check, (`recheck`: decode again,) score; a failure is its error.
+
+    With `payloads`, the payload is kept there under the row's codec and parameters.
+    """
     row = dict.fromkeys(results.COLUMNS)
     row.update(pair=pair.id, relation=pair.relation, recipe=pair.recipe, task=pair.task)
     row.update(codec=name, params=point, metric=pair.metric, reference=pair.reference)
@@ -111,6 +121,8 @@ def _row(pair: BenchPair, codec: plugin.Codec, name: str, point: dict, recheck: 
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise PairzooError(f"encode returned a {type(payload).__name__}, not bytes")
         payload = bytes(payload)
+        if payloads is not None:
+            payloads[name, json.dumps(point, sort_keys=True)] = payload
         row["bytes"] = len(payload)
         row["bits_per_parameter"] = 8.0 * len(payload) / row["parameters"]
         decoder = _fresh(codec)
@@ -140,17 +152,22 @@ def _row(pair: BenchPair, codec: plugin.Codec, name: str, point: dict, recheck: 
 
 
 Job = tuple[str, dict]  # a codec's name and a parameter point
-Finish = Callable[[BenchPair, list[dict]], object]  # what a ladder makes of a pair's rows
+# What a ladder makes of a pair's rows, given their payloads by (codec, parameters as JSON).
+Finish = Callable[[BenchPair, list[dict], dict[tuple[str, str], bytes]], object]
 
 
 def _pair_rows(
-    pair: BenchPair, codecs: Mapping[str, plugin.Codec], jobs: list[Job], recheck: bool
+    pair: BenchPair,
+    codecs: Mapping[str, plugin.Codec],
+    jobs: list[Job],
+    recheck: bool,
+    payloads: dict | None = None,
 ) -> list[dict]:
     try:
         pair.score()  # the uncoded outputs, once (they serve every point's fidelity)
     except Exception as exc:
         return [{**_row_stub(pair, name, point), "error": _error(exc)} for name, point in jobs]
-    return [_row(pair, codecs[name], name, point, recheck) for name, point in jobs]
+    return [_row(pair, codecs[name], name, point, recheck, payloads) for name, point in jobs]
 
 
 def _pair_work(
@@ -160,8 +177,11 @@ def _pair_work(
     finish: Finish | None,
     recheck: bool,
 ) -> tuple[list[dict], object]:
-    rows = _pair_rows(pair, codecs, jobs, recheck)
-    return rows, finish(pair, rows) if finish else None
+    if finish is None:
+        return _pair_rows(pair, codecs, jobs, recheck), None
+    payloads: dict[tuple[str, str], bytes] = {}
+    rows = _pair_rows(pair, codecs, jobs, recheck, payloads)
+    return rows, finish(pair, rows, payloads)
 
 
 def _row_stub(pair: BenchPair, name: str, point: dict) -> dict:
@@ -343,10 +363,11 @@ def ladder(
 ) -> dict[str, tuple[list[dict], object]]:
     """Per pair: the rows of several codecs at every point of their parameters, and `finish`'s.
 
-    `finish(pair, rows)` runs in the same process, while the pair is loaded. Each pair's tensors
-    and uncoded outputs are read once for all codecs, and a reconstruction two codecs share is
-    scored once. No output folder, no resume: the caller keeps the rows. `recheck=False` decodes
-    each payload once (for codecs whose determinism is tested, as the built-ins' is).
+    `finish(pair, rows, payloads)` runs in the same process, while the pair is loaded. Each
+    pair's tensors and uncoded outputs are read once for all codecs, and a reconstruction two
+    codecs share is scored once. No output folder, no resume: the caller keeps the rows.
+    `recheck=False` decodes each payload once (for codecs whose determinism is tested, as the
+    built-ins' is).
     """
     codecs = {plugin.codec_name(codec): codec for codec, _ in runs}
     if len(codecs) != len(runs):

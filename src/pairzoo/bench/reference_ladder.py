@@ -6,13 +6,14 @@ The update_coding recipe runs it, keeps its rows as the set's anchor curves (the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from pairzoo.bench import results
+from pairzoo.bench import payload, results
 from pairzoo.bench.builtin_codecs import BASE_CONTEXTS, BUILTIN
 from pairzoo.bench.harness import ladder
 from pairzoo.bench.plugin import Codec
@@ -48,9 +49,14 @@ def code(
 ) -> dict[str, Ladder]:
     """Every pair's ladder: the codecs' rows, and the operating points within `tolerance`."""
 
-    def finish(pair: BenchPair, rows: list[dict]) -> Ladder:
+    def finish(pair: BenchPair, rows: list[dict], payloads: dict) -> Ladder:
         chosen = operating_points(rows, tolerance).get(pair.id, {})
-        samples = {name: sample(pair, row) for name, row in chosen.items()}
+        samples = {
+            name: sample(
+                pair, row, payloads[row["codec"], json.dumps(row["params"], sort_keys=True)]
+            )
+            for name, row in chosen.items()
+        }
         return Ladder(loaded(pair), rows, samples, base_change(pair))
 
     made = ladder(runs(qps), test_set, pairs, workers, finish, recheck=False)
@@ -112,17 +118,32 @@ def loaded(pair: BenchPair) -> LoadedPair:
     )
 
 
-def sample(pair: BenchPair, row: dict) -> ScoredCoding:
-    """The coding of a chosen row with its bitstreams (as `pairzoo validate` decodes them)."""
+def sample(pair: BenchPair, row: dict, data: bytes) -> ScoredCoding:
+    """The coding of a chosen row as the stand-alone bitstreams `pairzoo validate` decodes.
+
+    They are the built-in codec's payload `data` taken apart (the receiver's base stream added
+    for an incremental one), not coded again.
+    """
     base, updated = pair.base_tensors(), pair.updated_tensors()
     qp = row["params"]["qp"]
     if row["codec"] == "nnc-full":
-        coding = codec.nnc_full(updated, codec.NncSettings(qp))
+        parts = {"full": payload.unpack(data, 2)[1]}
+        settings = codec.NncSettings(qp).record(differences=False)
+        size = len(parts["full"])
     else:
+        _, fresh, update = payload.unpack(data, 3)
         matched, _ = codec.split(base, updated)
-        stream = BASE_CONTEXTS.stream(base, matched, qp) if matched else None  # coded once
-        coding = codec.nnc_update(base, updated, codec.NncSettings(qp, tca=True), stream)
-    return ScoredCoding(coding, pair.score(coding.reconstruction).value)
+        parts = {"new": fresh} if fresh else {}
+        if matched:
+            parts |= {"base": BASE_CONTEXTS.stream(base, matched, qp).bitstream, "update": update}
+        settings = codec.NncSettings(qp, tca=True).record(differences=True)
+        size = len(fresh) + len(update)
+    shapes = {name: tuple(value.shape) for name, value in updated.items()}
+    reconstruction = codec.decode_sample(parts, base, shapes)
+    coding = codec.Coding(
+        row["codec"], settings, parts, size, reconstruction, row["encode_s"], row["decode_s"]
+    )
+    return ScoredCoding(coding, pair.score(reconstruction).value)
 
 
 def base_change(pair: BenchPair) -> float:
