@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
+from pairzoo.coding.weight_inputs import feeds as weight_feeds
+from pairzoo.coding.weight_inputs import weights_as_inputs
 from pairzoo.data.detection import DetectionData
 from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import DETECTION_OUTPUTS, INPUT_NAME
@@ -34,41 +34,16 @@ class DetectionEvaluator:
         if score is None:
             known = sorted(m for m in METRICS if detection_scorer(m))
             raise PairzooError(f"no detection scorer for metric {metric!r}: known are {known}")
-        if isinstance(onnx_model, bytes):
-            proto = onnx.load_from_string(onnx_model)
-        else:
-            proto = onnx.load(str(onnx_model))
-        graph = proto.graph
-        floats = [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
-        self.defaults = {i.name: numpy_helper.to_array(i) for i in floats}
-        for init in floats:
-            graph.initializer.remove(init)
-            graph.input.append(
-                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
-            )
-        self.session = ort.InferenceSession(proto.SerializeToString(), providers=list(providers))
+        graph, self.defaults = weights_as_inputs(onnx_model)
+        self.session = ort.InferenceSession(graph, providers=list(providers))
         self.score = score
         self.data = data
-
-    def _feeds(self, tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        absent = sorted(set(tensors) - set(self.defaults))
-        if absent:
-            raise PairzooError(f"tensors {absent[:5]} are not float initializers of the ONNX graph")
-        feeds = {}
-        for name, default in self.defaults.items():
-            value = np.asarray(tensors.get(name, default), dtype=np.float32)
-            if value.size != default.size:
-                raise PairzooError(
-                    f"tensor {name!r} has {value.size} values, the graph {default.size}"
-                )
-            feeds[name] = value.reshape(default.shape)
-        return feeds
 
     def detections(
         self, tensors: Mapping[str, np.ndarray] | None = None
     ) -> list[dict[str, np.ndarray]]:
         """Boxes, scores and labels of each test image, with `tensors` in place of the graph's."""
-        feeds = self._feeds(tensors or {})
+        feeds = weight_feeds(self.defaults, tensors or {})
         found = []
         for sample in self.data.test:
             image = np.ascontiguousarray(sample.image, dtype=np.float32)

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 from pairzoo.coding.detection_scoring import DetectionEvaluator
+from pairzoo.coding.weight_inputs import feeds as weight_feeds
+from pairzoo.coding.weight_inputs import weights_as_inputs
 from pairzoo.data.detection import DetectionData
 from pairzoo.data.image_files import DecodedImages, ImageFiles
 from pairzoo.data.sets import ImageData
@@ -49,13 +49,7 @@ class OnnxEvaluator:
         if score is None:
             known = sorted(m for m in METRICS if scorer(m))
             raise PairzooError(f"no scorer for metric {metric!r}: known are {known}")
-        if isinstance(onnx_model, bytes):
-            proto = onnx.load_from_string(onnx_model)
-        else:
-            proto = onnx.load(str(onnx_model))
-        graph = proto.graph
-        floats = [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
-        self.defaults = {i.name: numpy_helper.to_array(i) for i in floats}
+        graph, self.defaults = weights_as_inputs(onnx_model)
         self.initializer_map = dict(initializer_map or {})
         unknown = sorted(
             {e["initializer"] for e in self.initializer_map.values()} - {*self.defaults}
@@ -68,12 +62,7 @@ class OnnxEvaluator:
                 for name, entry in self.initializer_map.items()
             }
         )
-        for init in floats:
-            graph.initializer.remove(init)
-            graph.input.append(
-                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
-            )
-        self.session = ort.InferenceSession(proto.SerializeToString(), providers=providers())
+        self.session = ort.InferenceSession(graph, providers=providers())
         self.input = self.session.get_inputs()[0]
         self.dtype = INPUT_TYPES.get(self.input.type, np.float32)  # token ids: int64
         self.score = score
@@ -100,18 +89,7 @@ class OnnxEvaluator:
 
     def outputs(self, tensors: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """The model's outputs on the whole test split, with `tensors` in place of its own."""
-        tensors = tensors or {}
-        absent = sorted(set(tensors) - set(self.defaults))
-        if absent:
-            raise PairzooError(f"tensors {absent[:5]} are not float initializers of the ONNX graph")
-        feeds = {}
-        for name, default in self.defaults.items():
-            value = np.asarray(tensors.get(name, default), dtype=np.float32)
-            if value.size != default.size:
-                raise PairzooError(
-                    f"tensor {name!r} has {value.size} values, the graph {default.size}"
-                )
-            feeds[name] = value.reshape(default.shape)
+        feeds = weight_feeds(self.defaults, tensors or {})
         feeds.update(
             {
                 e["initializer"]: placed(feeds.pop(name), e)
