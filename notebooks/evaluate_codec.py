@@ -80,7 +80,7 @@ print(f"{folder}: {len(pairs)} pairs; results go to {results_dir}")
 # lacks (a new head) are sent the same way, as changes from zero. It lives in the package as
 # `pairzoo.bench.example_codec`, so the command line can name it; copy it and change what you like.
 
-# %%
+# %% tags=["remove-input"]
 Code(inspect.getsource(example_codec), language="python")
 
 # %% [markdown]

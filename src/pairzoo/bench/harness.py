@@ -235,11 +235,9 @@ def _run(
 class _Progress:
     """A bar on a terminal, a plain line per pair elsewhere (the book, a log)."""
 
-    def __init__(self, total: int, enabled: bool | None):
+    def __init__(self, total: int, enabled: bool):
         self.total, self.done = total, 0
         self.bar = None
-        if enabled is None:
-            enabled = True
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -298,7 +296,7 @@ def evaluate(
     relation: str | None = None,
     output: Path | str | None = None,
     workers: int = 1,
-    progress: bool | None = None,
+    progress: bool = True,
     resume: bool = True,
 ) -> Evaluation:
     """Evaluate `codec` on the set's pairs (id glob, relation) at every parameter point.
@@ -312,8 +310,7 @@ def evaluate(
         codec = plugin.load_codec(codec)
     name = plugin.codec_name(codec)
     points = grid(parameters)
-    for point in points[:1]:
-        plugin.check_parameters(codec, point)
+    plugin.check_parameters(codec, points[0])  # every point has the same names
     if not isinstance(test_set, TestSet):
         test_set = open_set(test_set)
     chosen, skipped = select(test_set, pairs, relation, codec)
@@ -358,7 +355,7 @@ def ladder(
     pairs: Sequence[str],
     workers: int = 1,
     finish: Finish | None = None,
-    progress: bool | None = None,
+    progress: bool = True,
     recheck: bool = True,
 ) -> dict[str, tuple[list[dict], object]]:
     """Per pair: the rows of several codecs at every point of their parameters, and `finish`'s.

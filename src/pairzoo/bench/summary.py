@@ -123,7 +123,7 @@ def figure(evaluation: Evaluation, test_set: TestSet, relation: str, ax: object 
     rows = [r for r in evaluation.rows if r["relation"] == relation and not r["error"]]
     for index, pair_id in enumerate(sorted({r["pair"] for r in rows})):
         mine = sorted((r["bits_per_parameter"], r["delta"]) for r in rows if r["pair"] == pair_id)
-        reference = rows[[r["pair"] for r in rows].index(pair_id)]["reference"]
+        reference = next(r["reference"] for r in rows if r["pair"] == pair_id)
         theirs = sorted((b, v - reference) for b, v in anchor.get(pair_id, []))
         label = index == 0
         ax.plot(*zip(*mine, strict=True), "o-", color="C0", alpha=0.6,
