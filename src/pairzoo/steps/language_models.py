@@ -8,8 +8,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
+import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from onnx import numpy_helper
 from safetensors.torch import save_file
 from torch import nn
 
-from pairzoo.atomic import atomic_path
+from pairzoo import distributed
+from pairzoo.atomic import atomic_path, commit
 from pairzoo.data.text import TextData
 from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import (
@@ -33,12 +36,14 @@ from pairzoo.export.exporters import (
     cast_constants,
 )
 from pairzoo.hf_env import peft, transformers
-from pairzoo.record.metrics import next_token_top1, perplexity
+from pairzoo.record.metrics import next_token_log_probs
 from pairzoo.record.writer import PairWriter, Training
 from pairzoo.timing import timed
+from pairzoo.train.loop import parallel
 
 INPUT_NAME = "input_ids"
 OUTPUT_NAME = "logits"
+EXTERNAL_OVER = 2**31  # bytes of float32 tensors from which an ONNX file keeps them outside
 LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -96,11 +101,16 @@ def train_lm(
     windows: np.ndarray,
     config: LMTrainConfig,
     on_step: Callable[[int, nn.Module], None] | None = None,
+    every: int = 1,
 ) -> nn.Module:
     """Train the parameters that require gradients on batches of `windows`, epoch by epoch.
 
-    Each epoch visits every window once in a seeded order; `on_step(step, model)` runs after each.
+    Each epoch visits every window once in a seeded order; `on_step(step, model)` runs after every
+    `every`-th step. On a GPU the model trains there in mixed precision (bfloat16 where supported;
+    `on_step` gets a CPU copy); under torchrun each process takes its share of every batch of
+    `batch_size` × processes windows (DistributedDataParallel). The model ends on the CPU.
     """
+    here = distributed.setup()
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     if config.schedule == "cosine":
@@ -109,26 +119,43 @@ def train_lm(
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     else:
         raise PairzooError(f"unknown schedule {config.schedule!r}: cosine or constant")
+    scaler = distributed.grad_scaler(here)
     generator = torch.Generator().manual_seed(config.seed)
     data = torch.from_numpy(windows)
+    processes = distributed.world_size()
     batches: list[torch.Tensor] = []
-    model.train()
-    with timed("train"):
-        for step in range(1, config.steps + 1):
-            if not batches:
-                order = torch.randperm(len(data), generator=generator)
-                batches = list(order.split(config.batch_size))[::-1]
-            batch = data[batches.pop()]
-            loss = model(input_ids=batch, labels=batch).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if on_step is not None:
-                model.eval()
-                on_step(step, model)
-                model.train()
+    try:
+        net = parallel(model.to(here), here)
+        model.train()
+        with timed("train"):
+            for step in range(1, config.steps + 1):
+                if not batches:
+                    order = torch.randperm(len(data), generator=generator)
+                    batches = list(order.split(config.batch_size * processes))[::-1]
+                batch = data[_share(batches.pop())].to(here, non_blocking=True)
+                with distributed.autocast(here):
+                    loss = net(input_ids=batch, labels=batch).loss
+                optimizer.zero_grad()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                if on_step is not None and step % every == 0:
+                    model.eval()
+                    on_step(step, model if here.type == "cpu" else copy.deepcopy(model).cpu())
+                    model.train()
+    finally:
+        model.cpu()
     return model.eval()
+
+
+def _share(batch: torch.Tensor) -> torch.Tensor:
+    """The windows of a batch this process takes (all without torchrun), none left empty."""
+    processes = distributed.world_size()
+    if processes == 1:
+        return batch
+    padded = batch.repeat(-(-processes // len(batch)))
+    return padded[distributed.rank() :: processes]
 
 
 def steps_per_epoch(windows: np.ndarray, batch_size: int) -> int:
@@ -137,28 +164,44 @@ def steps_per_epoch(windows: np.ndarray, batch_size: int) -> int:
 
 
 @torch.no_grad()
-def logits(model: nn.Module, windows: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """The model's float32 logits (windows, context, vocabulary).
+def _batch_logits(model: nn.Module, windows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """The model's float32 logits batch by batch, computed on the GPU when there is one.
 
     A bfloat16 model is run in float32 on its bfloat16 values (as its ONNX file is).
     """
     if next(model.parameters()).dtype != torch.float32:
         model = widened(model)
-    model.eval()
-    parts = [
-        model(input_ids=torch.from_numpy(windows[i : i + batch_size])).logits.float().numpy()
-        for i in range(0, len(windows), batch_size)
-    ]
-    return np.concatenate(parts)
+    here = distributed.device()
+    model.to(here).eval()
+    try:
+        for i in range(0, len(windows), batch_size):
+            batch = torch.from_numpy(windows[i : i + batch_size]).to(here)
+            yield model(input_ids=batch).logits.float().cpu().numpy()
+    finally:
+        model.cpu()
 
 
-def lm_metrics(model: nn.Module, windows: np.ndarray) -> dict[str, float]:
-    """Perplexity and next-token top-1 (%) on `windows` (definitions in `record.metrics`)."""
+def logits(model: nn.Module, windows: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The model's float32 logits (windows, context, vocabulary)."""
+    return np.concatenate(list(_batch_logits(model, windows, batch_size)))
+
+
+def lm_metrics(model: nn.Module, windows: np.ndarray, batch_size: int = 64) -> dict[str, float]:
+    """Perplexity and next-token top-1 (%) on `windows` (definitions in `record.metrics`).
+
+    Scored batch by batch (the logits of a large vocabulary are never all held); the per-token
+    values are those of `perplexity` and `next_token_top1` on all the logits at once.
+    """
+    log_probs, hits = [], []
     with timed("evaluate"):
-        scores = logits(model, windows)
+        starts = range(0, len(windows), batch_size)
+        for start, scores in zip(starts, _batch_logits(model, windows, batch_size), strict=True):
+            tokens = windows[start : start + batch_size]
+            log_probs.append(next_token_log_probs(scores, tokens))
+            hits.append(scores[:, :-1].argmax(-1) == tokens[:, 1:])
     return {
-        "next-token-top1": next_token_top1(scores, windows),
-        "perplexity": perplexity(scores, windows),
+        "next-token-top1": 100.0 * float(np.mean(np.concatenate(hits))),
+        "perplexity": float(np.exp(-np.concatenate(log_probs).mean())),
     }
 
 
@@ -235,12 +278,20 @@ class CausalLMExporter:
     The dynamo exporter runs without its optimiser, and every float tensor of the model is an
     initializer under its clear name (`model_tensors`), so an adapter's tensors keep theirs. One
     trace per architecture; each model's tensors are written into it, and each file is checked in
-    onnxruntime against the framework relative to the logits' scale.
+    onnxruntime against the framework relative to the logits' scale. A model whose float32 tensors
+    take `external_over` bytes or more (protobuf's limit is 2 GiB) keeps them as ONNX external
+    data, in one file beside the graph (`external_data_file`).
     """
 
-    def __init__(self, sample: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> None:
+    def __init__(
+        self,
+        sample: np.ndarray,
+        tolerance: float = PARITY_TOLERANCE,
+        external_over: int = EXTERNAL_OVER,
+    ) -> None:
         self.sample = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.int64))
         self.tolerance = tolerance
+        self.external_over = external_over
         self._templates: dict[tuple, onnx.ModelProto] = {}
 
     def _trace(self, model: nn.Module) -> onnx.ModelProto:
@@ -283,22 +334,36 @@ class CausalLMExporter:
         for name, tensor in state.items():
             value = tensor.float().numpy()
             initializers[name].CopyFrom(numpy_helper.from_array(value, name))
-        onnx.checker.check_model(proto)
+        if not self.external(model):  # a larger proto is checked from its file
+            onnx.checker.check_model(proto)
         return proto
 
+    def external(self, model: nn.Module) -> bool:
+        """Whether `model`'s ONNX keeps its tensors as external data (float32 bytes ≥ the limit)."""
+        return 4 * sum(t.numel() for t in model_tensors(model).values()) >= self.external_over
+
     def export(self, model: nn.Module, path: Path) -> OnnxExport:
-        """Write `model` (float32) to `path` atomically after checking parity in onnxruntime."""
+        """Write `model` (float32) to `path` atomically after checking parity in onnxruntime.
+
+        With external data, its file is written first, and the graph is checked from its file.
+        """
         with timed("export"):
             proto = self.to_proto(model)
+        if self.external(model):
+            with timed("export"):
+                _save_external(proto, Path(path))
+                onnx.checker.check_model(str(path))
+            source: str | bytes = str(path)
+        else:
+            source = proto.SerializeToString()
         with timed("parity"):
-            session = ort.InferenceSession(
-                proto.SerializeToString(), providers=["CPUExecutionProvider"]
-            )
+            session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
             ours = session.run(None, {INPUT_NAME: self.sample.numpy()})[0]
             theirs = logits(model, self.sample.numpy())
         parity = Parity.between(ours, theirs).check(self.tolerance, path)
-        with timed("export"), atomic_path(path) as tmp:
-            onnx.save(proto, str(tmp))
+        if isinstance(source, bytes):
+            with timed("export"), atomic_path(path) as tmp:
+                onnx.save(proto, str(tmp))
         exporter = (
             f"torch.onnx dynamo, optimize=False (torch {torch.__version__}, "
             f"transformers {transformers.__version__})"
@@ -306,6 +371,27 @@ class CausalLMExporter:
         return OnnxExport(
             Path(path), OPSET, parity.max_abs_diff, exporter, output_scale=parity.output_scale
         )
+
+
+def external_data_file(onnx_path: Path) -> Path:
+    """Where the ONNX file at `onnx_path` keeps its external data: `<name>.onnx.data` beside it."""
+    return onnx_path.with_name(onnx_path.name + ".data")
+
+
+def _save_external(proto: onnx.ModelProto, path: Path) -> None:
+    """Save `proto` with every tensor in one external data file beside it; the data put first."""
+    data = external_data_file(path)
+    onnx.external_data_helper.convert_model_to_external_data(
+        proto, all_tensors_to_one_file=True, location=data.name, size_threshold=0
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        onnx.save_model(proto, str(scratch / path.name))  # writes the data beside it
+        commit(scratch / data.name, data)
+        commit(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def delta_rank(base: np.ndarray, updated: np.ndarray, relative: float = 1e-4) -> int:
