@@ -1,7 +1,8 @@
 """Hugging Face libraries, imported offline: no hub access, no TensorFlow, no telemetry.
 
-Import `transformers` and `peft` from here. The environment is set before they are imported, and
-torchvision is imported first (TensorFlow imported before torchvision crashes the process).
+Import `transformers` and `peft` from here (and `datasets` after it). The environment is set
+before they are imported, and torchvision is imported first (TensorFlow imported before torchvision
+crashes the process).
 """
 
 import os
@@ -11,6 +12,7 @@ OFFLINE = {
     "USE_TORCH": "1",
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
 }

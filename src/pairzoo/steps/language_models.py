@@ -205,16 +205,22 @@ def lm_metrics(model: nn.Module, windows: np.ndarray, batch_size: int = 64) -> d
     }
 
 
-def add_lora(model: transformers.LlamaForCausalLM, rank: int, seed: int) -> peft.PeftModel:
-    """A copy of `model` with a LoRA adapter of `rank` (alpha = rank) on every linear layer.
+def add_lora(
+    model: transformers.PreTrainedModel,
+    rank: int,
+    seed: int,
+    targets: Sequence[str] | str = LINEAR_LAYERS,
+) -> peft.PeftModel:
+    """A copy of `model` with a LoRA adapter of `rank` (alpha = rank) on the `targets` layers.
 
     The adapter is PEFT's default: A initialised randomly (seeded), B zero, no dropout.
+    `targets` are module names, or "all-linear" (every linear layer but the output head).
     """
     config = peft.LoraConfig(
         r=rank,
         lora_alpha=rank,
         lora_dropout=0.0,
-        target_modules=list(LINEAR_LAYERS),
+        target_modules=targets if isinstance(targets, str) else list(targets),
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -223,6 +229,15 @@ def add_lora(model: transformers.LlamaForCausalLM, rank: int, seed: int) -> peft
         # peft 0.21 calls a transformers method that transformers 5 has renamed
         warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
         return peft.get_peft_model(copy.deepcopy(model), config)
+
+
+def lora_record(model: peft.PeftModel) -> dict:
+    """The adapter's rank, alpha and adapted layer names (`LINEAR_LAYERS` order, then by name)."""
+    config = model.peft_config["default"]
+    order = {name: i for i, name in enumerate(LINEAR_LAYERS)}
+    names = {name.rsplit(".", 1)[-1] for name in config.target_modules}
+    modules = sorted(names, key=lambda n: (order.get(n, len(order)), n))
+    return {"rank": config.r, "alpha": config.lora_alpha, "target_modules": modules}
 
 
 def clear_name(name: str) -> str:
