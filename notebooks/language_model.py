@@ -52,10 +52,28 @@
 # recipe ({ref}`output-format`; the adapter is also saved as PEFT saves it), its ONNX for a fixed
 # context (token ids in, logits out), so the `update_coding` recipe codes and scores these pairs
 # without PyTorch.
+#
+# In the `full` profile the same scenario starts from a **published checkpoint**: the base is
+# `hub_model` as read from the local Hugging Face cache (`HF_HUB_OFFLINE`; for example
+# `EleutherAI/pythia-160m`, `TinyLlama/TinyLlama-1.1B`), with its own tokenizer; the two domains
+# are folders under `$PAIRZOO_DATA` (text files, or a dataset saved by `datasets.save_to_disk`,
+# whose `text_column` is read), and the ViT starts from `vit_model` with a fresh head on
+# `vit_dataset`. Nothing is downloaded; training runs on the GPU in bfloat16 mixed precision, and
+# under `torchrun` on every GPU. An ONNX file whose tensors reach `onnx_external_bytes` (protobuf's
+# 2 GiB limit) keeps them as ONNX external data, a file beside it listed with the model's files.
 
 # %% tags=["parameters"]
-profile = "ci"  # "ci": text shipped with Python; the full profile is not available yet
+profile = "ci"  # "ci": text shipped with Python; "full": a hub checkpoint, text from $PAIRZOO_DATA
 artifacts = ""  # output folder; empty: artifacts/<profile> of the project
+hub_model = "EleutherAI/pythia-160m"  # full: the base, a causal LM in the Hugging Face cache
+base_text = "wikitext-103"  # full: $PAIRZOO_DATA/<name>, the base domain's text
+finetune_text = "python-code"  # full: $PAIRZOO_DATA/<name>, the second domain's text
+text_column = "text"  # full: the column of a dataset saved by save_to_disk
+text_split = "train"  # full: the split of a saved DatasetDict
+test_windows = 256  # full: at most this many test windows per domain
+vit_model = "google/vit-base-patch16-224"  # full: the ViT base's start, in the Hugging Face cache
+vit_dataset = "imagenet"  # full: the ViT's images, from $PAIRZOO_DATA
+onnx_external_bytes = 2**31  # ONNX tensors of this size or more are stored as external data
 vocab_size = 512  # byte-level BPE tokens
 context = 64  # tokens per window (and the ONNX input's length)
 hidden_size = 128
@@ -67,7 +85,9 @@ chain_fractions = [0.5, 1.0]  # continued pre-training on growing shares of the 
 chain_steps = 30  # steps per link of the chain
 finetune_steps = 50  # steps on the source code (full fine-tune and each LoRA)
 lora_ranks = [4, 16]
-vit_classes = [0, 1, 2, 3, 4, 5, 6, 7]  # the ViT base's digits
+lora_targets = []  # layer names; empty: ci every linear layer of the blocks, full "all-linear"
+vit_classes = [0, 1, 2, 3, 4, 5, 6, 7]  # the ViT base's classes (indices)
+vit_added = 2  # classes the ViT gains
 vit_epochs = 15
 vit_tune_epochs = 5
 qp = -38  # NNC quantisation parameter of the byte counts shown on this page
@@ -83,11 +103,15 @@ import torch
 from IPython.display import Markdown, display
 
 from pairzoo.coding import codec
-from pairzoo.data.sets import Subset, draw, load_digits, select_classes
+from pairzoo.data.loading import load_dataset
+from pairzoo.data.local_text import load_local_text
+from pairzoo.data.sets import Subset, draw, select_classes
 from pairzoo.data.text import load_text, train_tokenizer
-from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import OnnxExporter
 from pairzoo.models.build import build_model, remap_head
+from pairzoo.models.hub_checkpoints import hub_pretrained, load_causal_lm, load_image_classifier
+from pairzoo.models.vision_transformers import LogitsViT
+from pairzoo.profiles import check_profile
 from pairzoo.record import manifest, view
 from pairzoo.record.writer import PairMeasurement, PairWriter, Training
 from pairzoo.steps import language_models as lm
@@ -95,15 +119,29 @@ from pairzoo.train.config import TrainConfig
 from pairzoo.train.loop import accuracy, train
 from pairzoo.views.catalog import pair_table
 
-if profile != "ci":
-    raise PairzooError("language_model: only the ci profile is available so far")
-torch.set_num_threads(1)  # small models: fast on one thread, and the same bytes everywhere
-prose = load_text("pydoc-topics", vocab_size, context)
-code = load_text("python-stdlib-source", vocab_size, context)
-config = lm.LMConfig(vocab_size, hidden_size, 3 * hidden_size, layers, hidden_size // 32, context)
-architecture = f"llama-{layers}x{hidden_size}"
-writer = PairWriter("language_model", profile, prose, artifacts, architecture=architecture)
-exporter = lm.CausalLMExporter(prose.x_test[:8])
+if check_profile(profile) == "ci":
+    torch.set_num_threads(1)  # small models: fast on one thread, and the same bytes everywhere
+    prose = load_text("pydoc-topics", vocab_size, context)
+    code = load_text("python-stdlib-source", vocab_size, context)
+    config = lm.LMConfig(
+        vocab_size, hidden_size, 3 * hidden_size, layers, hidden_size // 32, context
+    )
+    architecture, pretrained = f"llama-{layers}x{hidden_size}", None
+    lrs = {"continue": 1e-3, "lora": 3e-3}
+    lora_targets = lora_targets or lm.LINEAR_LAYERS
+else:
+    published, tokenizer = load_causal_lm(hub_model)
+    prose, code = (
+        load_local_text(name, tokenizer, hub_model, context, test_windows, text_column, text_split)
+        for name in (base_text, finetune_text)
+    )
+    architecture, pretrained = hub_model, hub_pretrained(hub_model)
+    lrs = {"continue": 3e-5, "lora": 3e-4}  # a trained model continues at a smaller step
+    lora_targets = lora_targets or "all-linear"
+writer = PairWriter(
+    "language_model", profile, prose, artifacts, architecture=architecture, pretrained=pretrained
+)
+exporter = lm.CausalLMExporter(prose.x_test[:8], external_over=onnx_external_bytes)
 for data in (prose, code):
     print(f"{data.info.id}: {data.sizes} windows of {context} tokens")
 
@@ -114,9 +152,13 @@ for data in (prose, code):
 
 # %%
 tokenizer_file = writer.output.path("tokenizer.json")
-tokenizer_file.write_text(train_tokenizer(vocab_size).to_str(pretty=True), "utf-8")
 config_file = writer.output.path("config.json")
-config.build(seed).config.to_json_file(str(config_file))
+if profile == "ci":
+    tokenizer_file.write_text(train_tokenizer(vocab_size).to_str(pretty=True), "utf-8")
+    config.build(seed).config.to_json_file(str(config_file))
+else:
+    tokenizer.backend_tokenizer.save(str(tokenizer_file), pretty=True)
+    published.config.to_json_file(str(config_file))
 shared = {"tokenizer": tokenizer_file, "hf_config": config_file}
 measured: dict[str, dict] = {}
 
@@ -137,17 +179,21 @@ def publish(name, model, config, data, windows, fraction, start=None, descriptio
 # %% [markdown]
 # ## The base
 #
-# A freshly initialised model (seeded) trained with AdamW and a cosine schedule for `base_epochs`
-# passes over a share of the prose's training windows.
+# ci: a freshly initialised model (seeded) trained with AdamW and a cosine schedule for
+# `base_epochs` passes over a share of the prose's training windows. full: the published
+# checkpoint as it is (the share is the one the epochs ladder continues on).
 
 # %%
 base_windows = lm.window_subset(prose.x_train, base_fraction, seed)
-steps = base_epochs * lm.steps_per_epoch(base_windows, 16)
-base_config = lm.LMTrainConfig(steps=steps, lr=3e-3, seed=seed)
-base = lm.train_lm(config.build(seed), base_windows, base_config)
-publish(
-    "base", base, base_config.record(), prose, base_windows, base_fraction, None, "trained on prose"
-)
+if profile == "ci":
+    steps = base_epochs * lm.steps_per_epoch(base_windows, 16)
+    base_config = lm.LMTrainConfig(steps=steps, lr=3e-3, seed=seed)
+    base = lm.train_lm(config.build(seed), base_windows, base_config)
+    base_record, about = base_config.record(), "trained on prose"
+else:
+    base, base_record = published, {"steps": 0, "published": hub_model}
+    about = f"{hub_model} as published"
+publish("base", base, base_record, prose, base_windows, base_fraction, None, about)
 
 # %% [markdown]
 # ## Continued pre-training: the chain and the epochs ladder
@@ -160,7 +206,7 @@ publish(
 model, previous = base, "base"
 for link, fraction in enumerate(chain_fractions, start=1):
     windows = lm.window_subset(prose.x_train, fraction, seed)
-    link_config = lm.LMTrainConfig(steps=chain_steps, lr=1e-3, seed=seed + link)
+    link_config = lm.LMTrainConfig(steps=chain_steps, lr=lrs["continue"], seed=seed + link)
     model = lm.train_lm(copy.deepcopy(model), windows, link_config)
     name = f"chain-{link}"
     publish(
@@ -170,7 +216,9 @@ for link, fraction in enumerate(chain_fractions, start=1):
     previous = name
 
 per_epoch = lm.steps_per_epoch(base_windows, 16)
-further = lm.LMTrainConfig(steps=max(ladder) * per_epoch, lr=1e-3, schedule="constant", seed=seed)
+further = lm.LMTrainConfig(
+    steps=max(ladder) * per_epoch, lr=lrs["continue"], schedule="constant", seed=seed
+)
 
 
 def snapshot(step, model):
@@ -182,14 +230,15 @@ def snapshot(step, model):
         writer.add_pair("base", name, "more-epochs", series="epochs-ladder")
 
 
-longest = lm.train_lm(copy.deepcopy(base), base_windows, further, snapshot)
+longest = lm.train_lm(copy.deepcopy(base), base_windows, further, snapshot, every=per_epoch)
 
 # %% [markdown]
 # ## Fine-tuning on source code: every weight, or a low-rank adapter
 #
 # The full fine-tune trains every tensor on the code. Each LoRA run trains only an adapter of rank
-# *r* on every linear layer of the attention and MLP blocks (PEFT's defaults: A random, B zero,
-# α = r, no dropout) with the same data and steps. The adapter model is the base's tensors plus the
+# *r* on the linear layers named in `lora_targets` (ci: every one of the attention and MLP blocks;
+# full: "all-linear", PEFT's every linear layer but the output head; PEFT's defaults: A random,
+# B zero, α = r, no dropout) with the same data and steps. The adapter model is the base's tensors plus the
 # adapter's (`…q_proj.lora_A.weight`, `…q_proj.lora_B.weight`: PEFT's names without its wrapping);
 # it is also saved as PEFT saves it. Merging it (`merge_and_unload`) gives a model of the base's
 # structure whose weights differ from the base's by B·A·α/r, a delta of rank at most *r*.
@@ -207,7 +256,7 @@ def forgetting(name):
     }
 
 
-tune = lm.LMTrainConfig(steps=finetune_steps, lr=1e-3, seed=seed + 10)
+tune = lm.LMTrainConfig(steps=finetune_steps, lr=lrs["continue"], seed=seed + 10)
 finetuned = lm.train_lm(copy.deepcopy(base), code.x_train, tune)
 publish(
     "finetune-code", finetuned, tune.record(), code, code.x_train, 1.0, "base", "base tuned on code"
@@ -216,8 +265,9 @@ writer.add_pair("base", "finetune-code", "other-data", metrics=forgetting("finet
 
 adapters = {}
 for rank in lora_ranks:
-    lora_config = lm.LMTrainConfig(steps=finetune_steps, lr=3e-3, seed=seed + 10)
-    adapted = lm.train_lm(lm.add_lora(base, rank, seed + rank), code.x_train, lora_config)
+    lora_config = lm.LMTrainConfig(steps=finetune_steps, lr=lrs["lora"], seed=seed + 10)
+    adapter = lm.add_lora(base, rank, seed + rank, lora_targets)
+    adapted = lm.train_lm(adapter, code.x_train, lora_config)
     adapters[rank] = adapted
     peft_folder = writer.output.path(f"lora-{rank}-peft")
     lm.save_adapter(adapted, peft_folder)
@@ -226,7 +276,7 @@ for rank in lora_ranks:
         "peft_config": peft_folder / "adapter_config.json",
     }
     name = f"lora-{rank}"
-    lora = {"lora": {"rank": rank, "alpha": rank, "target_modules": list(lm.LINEAR_LAYERS)}}
+    lora = {"lora": lm.lora_record(adapted)}
     description = f"base + LoRA adapter (r={rank}) trained on code"
     publish(
         name,
@@ -275,33 +325,41 @@ bf16_stats = writer.add_pair("base-bf16", "finetune-code-bf16", "other-data", se
 # %% [markdown]
 # ## A vision transformer: a class exchanged, classes added
 #
-# The ViT base is trained on the digits of `vit_classes` (Adam, cosine schedule). `remap_head`
+# The ViT base is trained on the digits of `vit_classes` (Adam, cosine schedule; full: `vit_model`
+# with a fresh head, on those classes of `vit_dataset`). `remap_head`
 # makes each update's head: the base's rows for the classes it keeps, fresh rows (seeded) for the
 # others; then the whole network is fine-tuned on the new task's training images. Each model is
 # measured (top-1) on the test images of its own classes.
 
 # %%
-digits = load_digits()
+digits = load_dataset(profile, vit_dataset)  # ci: the digits
 vit_exporter = OnnxExporter(digits.x_test[:64])
-adam = {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "batch_size": 32}
+vit_lrs = (3e-3, 1e-3) if profile == "ci" else (1e-4, 3e-5)  # base, tune: a trained ViT, smaller
+adam = {"optimizer": "adam", "lr": vit_lrs[0], "weight_decay": 0.0, "batch_size": 32}
 
 
 def publish_vit(name, model, task, config, start=None, description=""):
     top1 = accuracy(model, task.x_test, task.y_test)
     training = Training.of(draw(task, 1.0, seed), config, start=start)
-    writer.add_model(name, model, architecture="digits-vit", training=training,
+    writer.add_model(name, model, architecture=vit_architecture, training=training,
                      metrics={"top1": top1}, description=description, classes=task.classes,
                      data=digits, exporter=vit_exporter, test_classes=task.classes)  # fmt: skip
 
 
 vit_task = select_classes(digits, vit_classes)
 vit_config = TrainConfig(epochs=vit_epochs, seed=seed, **adam)
-vit = build_model("digits-vit", len(vit_classes), 1, seed)
+if profile == "ci":
+    vit_architecture, vit = "digits-vit", build_model("digits-vit", len(vit_classes), 1, seed)
+else:
+    vit_architecture = vit_model
+    vit = load_image_classifier(vit_model, loader=LogitsViT)
+    vit = remap_head(vit, "digits-vit", [None] * len(vit_classes), seed)  # a fresh head
+    vit.config.num_labels = len(vit_classes)
 train(vit, vit_task.x_train, vit_task.y_train, vit_config)
 publish_vit("vit-base", vit, vit_task, vit_config, None, "ViT trained on part of the digits")
 
-unseen = [c for c in range(len(digits.classes)) if c not in vit_classes]
-vit_tune = TrainConfig(epochs=vit_tune_epochs, seed=seed + 1, **{**adam, "lr": 1e-3})
+unseen = [c for c in range(len(digits.classes)) if c not in vit_classes][:vit_added]
+vit_tune = TrainConfig(epochs=vit_tune_epochs, seed=seed + 1, **{**adam, "lr": vit_lrs[1]})
 updates = {
     "vit-exchange": (vit_classes[:-1] + unseen[-1:], "transfer-exchange-classes"),
     "vit-add-class": (vit_classes + unseen, "transfer-add-classes"),
