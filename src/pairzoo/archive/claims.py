@@ -7,6 +7,7 @@ re-scored framework-free (the ONNX as stored, in onnxruntime) and must agree to 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -55,25 +56,63 @@ def claimed_map(onnx_record: dict, tensors: dict[str, np.ndarray]) -> dict | Non
     return onnx_record.get("initializer_map", {}) if names == "mapped" else None
 
 
-def onnx_problems(
-    where: str, data: bytes, tensors: dict[str, np.ndarray], placement: dict | None
-) -> tuple[list[str], bytes | None]:
-    """Problems of an ONNX file: it parses, has no external data, loads, takes one input, runs.
+def _inline_external(
+    proto: onnx.ModelProto, external: list[onnx.TensorProto], read: Callable[[str], bytes]
+) -> dict[str, bytes]:
+    """Put each external tensor's bytes (`read(location)`) into `proto`; the files read, by name."""
+    files: dict[str, bytes] = {}
+    for tensor in external:
+        fields = {entry.key: entry.value for entry in tensor.external_data}
+        location = fields.get("location", "")
+        if location not in files:
+            files[location] = read(location)
+        offset = int(fields.get("offset", 0))
+        length = int(fields.get("length", len(files[location]) - offset))
+        if offset + length > len(files[location]):
+            raise PairzooError(f"external data {location!r} ends before {offset + length} bytes")
+        tensor.raw_data = files[location][offset : offset + length]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        del tensor.external_data[:]
+    return files
 
-    With a `placement` (an initializer map), every tensor of `tensors` must equal its initializer.
-    Returns the problems and the bytes when the graph is fit to be scored.
+
+def onnx_problems(
+    where: str,
+    data: bytes,
+    tensors: dict[str, np.ndarray],
+    placement: dict | None,
+    read_external: Callable[[str], bytes] | None = None,
+) -> tuple[list[str], bytes | None]:
+    """Problems of an ONNX file: it parses, loads, takes one input, runs.
+
+    External data is refused unless `read_external(location)` gives the bytes of a file it names
+    (a file of the model). With a `placement` (an initializer map), every tensor of `tensors` must
+    equal its initializer. Returns the problems and the bytes, tensors inlined, when the graph is
+    fit to be scored (and, with external data, under protobuf's 2 GiB).
     """
     try:
         proto = onnx.load_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and others
         return [f"{where}: not an ONNX model: {_first_line(exc)}"], None
     external = [
-        t.name for t in _tensor_protos(proto.graph) if t.data_location == onnx.TensorProto.EXTERNAL
+        t for t in _tensor_protos(proto.graph) if t.data_location == onnx.TensorProto.EXTERNAL
     ]
+    options = ort.SessionOptions()
+    if external and read_external is None:
+        names = [t.name for t in external]
+        return [f"{where}: tensors stored as external data (refused): {names[:5]}"], None
     if external:
-        return [f"{where}: tensors stored as external data (refused): {external[:5]}"], None
+        try:
+            files = _inline_external(proto, external, read_external)
+        except PairzooError as exc:
+            return [f"{where}: {exc}"], None
+        names = list(files)
+        buffers = [np.frombuffer(files[name], dtype=np.uint8) for name in names]
+        options.add_external_initializers_from_files_in_memory(
+            names, buffers, [len(files[name]) for name in names]
+        )
     try:
-        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
         return [f"{where}: onnxruntime cannot load it: {_first_line(exc)}"], None
     inputs = session.get_inputs()
@@ -90,6 +129,8 @@ def onnx_problems(
         problems.append(f"{where}: non-finite output on a zero input")
     if placement is not None:
         problems += _initializer_problems(where, proto, tensors, placement)
+    if external:
+        data = proto.SerializeToString() if proto.ByteSize() < 2**31 else None
     return problems, None if problems else data
 
 

@@ -450,7 +450,8 @@ def add_language_model(
     """Save a (PEFT or bfloat16) causal LM as safetensors in its own dtype and float32 ONNX.
 
     The tensors keep their clear names (`model_tensors`); a bfloat16 model's ONNX holds the same
-    values widened to float32. The record notes the stored dtype and the library versions.
+    values widened to float32, as external data (`files.onnx_data`) when they are large. The record
+    notes the stored dtype and the library versions.
     """
     stem = writer.path_stem(name)
     tensors = model_tensors(model)
@@ -458,9 +459,12 @@ def add_language_model(
     weights = save_tensors(tensors, stem.with_suffix(".safetensors"), {"model": stem.name})
     float_model = widened(model) if dtype != "float32" else model
     onnx_file = exporter.export(float_model, stem.with_suffix(".onnx"))
+    files = dict(others or {})
+    if exporter.external(float_model):
+        files["onnx_data"] = external_data_file(onnx_file.path)
     return writer.record_model(
         name,
-        ModelFiles(onnx_file, weights, "pytorch", torch.__version__, dict(others or {})),
+        ModelFiles(onnx_file, weights, "pytorch", torch.__version__, files),
         training=training,
         metrics=metrics,
         description=description,
