@@ -1,0 +1,149 @@
+"""The language model recipe's full profile on miniatures: a hub cache, text folders, images."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pairzoo.archive.validate import validate
+from pairzoo.data.local_text import load_local_text
+from pairzoo.data.text import pydoc_topics, stdlib_source, train_tokenizer
+from pairzoo.errors import PairzooError
+from pairzoo.hf_env import transformers
+from pairzoo.models.hub_checkpoints import load_causal_lm
+from pairzoo.models.vision_transformers import LogitsViT
+from pairzoo.record import manifest
+
+from . import fabricate
+from .conftest import ROOT
+from .test_hub_checkpoints import _cache_model
+
+LM_ID, VIT_ID = "tiny/neox", "tiny/vit"
+
+
+def _save_neox(folder):
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=train_tokenizer(300), eos_token="<|endoftext|>"
+    )
+    config = transformers.GPTNeoXConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, max_position_embeddings=64, tie_word_embeddings=False,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.GPTNeoXForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _save_vit(folder):
+    config = transformers.ViTConfig(
+        image_size=224, patch_size=56, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, num_labels=5,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    LogitsViT(config).save_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A hub cache with a tiny GPT-NeoX and a tiny ViT; prose files, saved code, images."""
+    import datasets
+
+    root = tmp_path_factory.mktemp("full")
+    _cache_model(root / "hub", LM_ID, _save_neox)
+    _cache_model(root / "hub", VIT_ID, _save_vit)
+    prose = root / "data" / "prose"
+    for name, text in list(pydoc_topics().documents.items())[:10]:
+        (prose / f"{name}.txt").parent.mkdir(parents=True, exist_ok=True)
+        (prose / f"{name}.txt").write_text(text[:1500])
+    rows = [text[i : i + 800] for text in stdlib_source().documents.values() for i in (0, 800)]
+    code = datasets.Dataset.from_dict({"content": rows[:12], "n": list(range(12))})
+    datasets.DatasetDict({"train": code}).save_to_disk(str(root / "data" / "code"))
+    fabricate.imagenet(root / "data", "folders")
+    return root
+
+
+def _env(root):
+    return {**os.environ, "PAIRZOO_DATA": str(root / "data"), "HF_HUB_CACHE": str(root / "hub"),
+            "PAIRZOO_WORKERS": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}  # fmt: skip
+
+
+def _run(root, out, **changes):
+    parameters = {
+        "profile": "full", "artifacts": out, "hub_model": LM_ID, "base_text": "prose",
+        "finetune_text": "code", "text_column": "content", "context": 16, "test_windows": 6,
+        "base_fraction": 0.5, "ladder": [1], "chain_fractions": [1.0], "chain_steps": 2,
+        "finetune_steps": 2, "lora_ranks": [2], "vit_model": VIT_ID, "vit_classes": [0, 1],
+        "vit_added": 1, "vit_epochs": 1, "vit_tune_epochs": 1, "onnx_external_bytes": 100_000,
+        **changes,
+    }  # fmt: skip
+    command = [sys.executable, "-m", "pairzoo.cli", "run", "notebooks/language_model.py"]
+    for name, value in parameters.items():
+        command += ["-p", name, str(value)]
+    return subprocess.run(command, cwd=ROOT, env=_env(root), timeout=600, capture_output=True,
+                          text=True)  # fmt: skip
+
+
+def test_the_full_profile_runs_on_miniatures_and_validates(inputs, tmp_path):
+    done = _run(inputs, tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert validate(tmp_path / "out") == []
+    entries = manifest.load(tmp_path / "out")
+    models = {k.split("/")[1]: v for k, v in entries["models"].items()}
+    assert set(models) >= {"base", "chain-1", "epochs-1", "finetune-code", "lora-2",
+                           "lora-2-merged", "base-bf16", "vit-base", "vit-add-class"}  # fmt: skip
+    base = models["base"]
+    assert base["architecture"] == LM_ID and base["training"]["config"]["steps"] == 0
+    assert base["training"]["pretrained"]["weights"].startswith(f"Hugging Face hub {LM_ID}")
+    code = entries["datasets"][models["finetune-code"]["training"]["dataset"]]
+    assert "column content" in code["name"] and code["splits"]["test"]["size"] <= 6
+    assert models["lora-2"]["training"]["config"]["lora"]["target_modules"] == [
+        "dense", "dense_4h_to_h", "dense_h_to_4h", "query_key_value"]  # fmt: skip
+    assert models["vit-add-class"]["classes"] == list(fabricate.WNIDS)
+    # every language model's float32 tensors (> 100 kB) are ONNX external data, listed and summed
+    assert all("onnx_data" in models[n]["files"] for n in models if not n.startswith("vit"))
+    assert not any("onnx_data" in models[n]["files"] for n in models if n.startswith("vit"))
+    record = models["lora-2-merged"]
+    onnx_path = tmp_path / "out" / record["files"]["onnx"]["path"]
+    assert (tmp_path / "out" / record["files"]["onnx_data"]["path"]).name == onnx_path.name + ".data"
+    assert onnx_path.stat().st_size < 100_000  # the graph without its tensors
+    # onnxruntime loads the graph with its data and gives the logits of the saved tensors
+    folder = tmp_path / "out" / "language_model"
+    config = transformers.AutoConfig.from_pretrained(folder / "config.json")
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    model.load_state_dict(load_file(tmp_path / "out" / record["files"]["safetensors"]["path"]))
+    windows = np.arange(32, dtype=np.int64).reshape(2, 16) % 300
+    ours = ort.InferenceSession(str(onnx_path)).run(None, {"input_ids": windows})[0]
+    with torch.no_grad():
+        theirs = model.eval()(input_ids=torch.from_numpy(windows)).logits.numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    # a data file that is not one of the model's files is refused
+    onnx_data = tmp_path / "out" / record["files"]["onnx_data"]["path"]
+    onnx_data.rename(onnx_data.with_name("moved.data"))
+    assert any("lora-2-merged" in p for p in validate(tmp_path / "out"))
+
+
+def test_a_missing_hub_model_is_one_line_naming_it_and_the_cache(inputs, tmp_path):
+    done = _run(inputs, tmp_path / "out", hub_model="EleutherAI/pythia-160m")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'EleutherAI/pythia-160m'" in lines[0]
+    assert str(inputs / "hub" / "models--EleutherAI--pythia-160m") in lines[0]
+
+
+def test_missing_text_names_what_and_where(inputs, monkeypatch):
+    monkeypatch.setenv("PAIRZOO_DATA", str(inputs / "data"))
+    _, tokenizer = load_causal_lm(LM_ID, inputs / "hub")
+    with pytest.raises(PairzooError, match=r"wikitext not found at .*data/wikitext .*save_to_disk"):
+        load_local_text("wikitext", tokenizer, LM_ID, 16, 6)
+    with pytest.raises(PairzooError, match=r"column 'text' not in the dataset at .*code \(split"):
+        load_local_text("code", tokenizer, LM_ID, 16, 6)
+    with pytest.raises(PairzooError, match=r"split 'test' not in the dataset at .*code: \['train'"):
+        load_local_text("code", tokenizer, LM_ID, 16, 6, column="content", split="test")
+    data = load_local_text("prose", tokenizer, LM_ID, 16, 4)
+    assert data.x_test.shape == (4, 16) and data.info.id == "folder-prose-tok-tiny--neox-ctx16"
+    assert tokenizer.eos_token_id in data.x_train
