@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pairzoo.archive import claims
 from pairzoo.archive.validate import validate
 from pairzoo.data.local_text import load_local_text
 from pairzoo.data.text import pydoc_topics, stdlib_source, train_tokenizer
@@ -125,10 +126,11 @@ def test_the_full_profile_runs_on_miniatures_and_validates(inputs, tmp_path):
     with torch.no_grad():
         theirs = model.eval()(input_ids=torch.from_numpy(windows)).logits.numpy()
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
-    # a data file that is not one of the model's files is refused
-    onnx_data = tmp_path / "out" / record["files"]["onnx_data"]["path"]
-    onnx_data.rename(onnx_data.with_name("moved.data"))
-    assert any("lora-2-merged" in p for p in validate(tmp_path / "out"))
+    # external data is read only through a reader of the model's recorded files
+    problems, _ = claims.onnx_problems("graph", onnx_path.read_bytes(), {}, None)
+    assert "tensors stored as external data (refused)" in problems[0]
+    problems, _ = claims.onnx_problems("graph", onnx_path.read_bytes(), {}, None, lambda _: b"")
+    assert "ends before" in problems[0]
 
 
 def test_a_missing_hub_model_is_one_line_naming_it_and_the_cache(inputs, tmp_path):
