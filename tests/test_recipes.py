@@ -55,6 +55,8 @@ SMOKE = {
         "client_round": 2,
         "local_epochs": 1,
         "warm_start_epochs": 2,
+        "uplinks": [{"codec": "float32"}, {"codec": "nnc-incremental", "qp": -30}],
+        "recorded_uplink": 1,
     },
     "keras_transfer": {"base_epochs": 2, "finetune_epochs": 1, "exchanges": [[9]]},
     "language_model": {
@@ -76,7 +78,7 @@ NEEDS = {
 }
 RELATIONS = {
     "retraining": sorted(["more-data", "more-epochs", "other-hyperparameters"] * 2),
-    "federated_rounds": ["federated-client-update"] * 3 + ["federated-round"] * 2,
+    "federated_rounds": ["federated-client-update"] * 6 + ["federated-round"] * 3,
 }
 # A user's shell: no switch that `import pairzoo` sets (the test process imported it), so each run
 # must set them itself; the book's worker runs a kernel on one thread, a shell uses every core.

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pairzoo.archive import claims
+from pairzoo.bench.uplink_payloads import payload_problems
 from pairzoo.coding.coded_samples import check_codings
 from pairzoo.errors import PairzooError
 from pairzoo.paths import path_problem
@@ -55,6 +56,8 @@ class Report:
             text += f", {count} not re-scored (no framework-free scorer for {metric})"
         if c["samples"]:
             text += f", {c['samples']} compressed samples decoded"
+        if c["payloads"]:
+            text += f", {c['payloads']} uplink payloads decoded"
         return text
 
 
@@ -271,10 +274,14 @@ def _check_entries(folder: Folder, report: Report) -> None:
         if pair["base"] not in sound or pair["updated"] not in sound
     }
     report.problems += check_codings(folder, unsound)
+    problems, warnings, payloads = payload_problems(folder, sound)
+    report.problems += problems
+    report.warnings += warnings
     if "coding_ladder" in entries:
         report.problems += folder.tree.file_problems(entries["coding_ladder"]["file"], "ladder")
     report.counts.update(models=len(entries["models"]), pairs=len(entries["pairs"]))
     report.counts["samples"] = sum(len(c["samples"]) for c in entries.get("codings", {}).values())
+    report.counts["payloads"] = payloads
 
 
 def check_tree(tree: Tree) -> Report:

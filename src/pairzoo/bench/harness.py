@@ -64,15 +64,6 @@ def grid(parameters: Mapping[str, Sequence[object]] | None) -> list[dict]:
     ]
 
 
-def _read_only(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Views of the tensors that a codec cannot write into (the set's copies stay intact)."""
-    views = {}
-    for name, array in tensors.items():
-        views[name] = array.view()
-        views[name].flags.writeable = False
-    return views
-
-
 def _fresh(codec: plugin.Codec) -> plugin.Codec:
     """A copy of the codec as it was before any call, so decode cannot reach encode's state."""
     try:
@@ -91,11 +82,6 @@ def _number(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _error(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
-
-
 def _row(
     pair: BenchPair,
     codec: plugin.Codec,
@@ -112,7 +98,10 @@ def _row(
     row.update(pair=pair.id, relation=pair.relation, recipe=pair.recipe, task=pair.task)
     row.update(codec=name, params=point, metric=pair.metric, reference=pair.reference)
     try:
-        base, updated = _read_only(pair.base_tensors()), _read_only(pair.updated_tensors())
+        base, updated = (
+            plugin.read_only(pair.base_tensors()),
+            plugin.read_only(pair.updated_tensors()),
+        )
         row["parameters"] = pair.parameters
         encoder = _fresh(codec)
         start = time.perf_counter()
@@ -142,7 +131,7 @@ def _row(
             raise PairzooError("decode gave another reconstruction from the same payload")
         score = pair.score(reconstruction)
     except Exception as exc:  # the codec's fault or the input's: the row keeps it, the run goes on
-        row["error"] = _error(exc)
+        row["error"] = plugin.error_line(exc)
         return row
     value = _number(score.value)
     delta = None if value is None else value - pair.reference
@@ -166,7 +155,10 @@ def _pair_rows(
     try:
         pair.score()  # the uncoded outputs, once (they serve every point's fidelity)
     except Exception as exc:
-        return [{**_row_stub(pair, name, point), "error": _error(exc)} for name, point in jobs]
+        return [
+            {**_row_stub(pair, name, point), "error": plugin.error_line(exc)}
+            for name, point in jobs
+        ]
     return [_row(pair, codecs[name], name, point, recheck, payloads) for name, point in jobs]
 
 

@@ -53,6 +53,21 @@ def supported(codec: Codec) -> frozenset[str]:
     return frozenset(declared) | {"matched"}
 
 
+def read_only(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Views of the tensors that a codec cannot write into (the set's copies stay intact)."""
+    views = {}
+    for name, array in tensors.items():
+        views[name] = array.view()
+        views[name].flags.writeable = False
+    return views
+
+
+def error_line(exc: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
+
+
 _FIXED = {"base", "updated", "payload"}
 _NOT_KEYWORD = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
 

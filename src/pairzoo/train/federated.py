@@ -187,10 +187,10 @@ class RecordingFedAvg(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Average as FedAvg does, recording the inputs and the result."""
-        replies = sorted(replies, key=_partition)
+        replies = sorted(replies, key=partition)
         if server_round in self.keep:
             self.client_models[server_round] = {
-                _partition(m): arrays_of(m.content["arrays"]) for m in replies
+                partition(m): arrays_of(m.content["arrays"]) for m in replies
             }
         arrays, metrics = super().aggregate_train(server_round, replies)
         if arrays is None:
@@ -199,9 +199,11 @@ class RecordingFedAvg(FedAvg):
         return arrays, metrics
 
 
-def _partition(message: Message) -> int:
+def partition(message: Message) -> int:
+    """The partition id a client's reply carries; PairzooError if the client failed."""
     if message.has_error():
-        raise PairzooError(f"a client failed: {message.error.reason}")
+        last = message.error.reason.strip().splitlines()[-1].removesuffix("'>")
+        raise PairzooError(f"node {message.metadata.src_node_id} failed: {last}")
     return int(message.content["metrics"][PARTITION_KEY])
 
 
