@@ -23,6 +23,12 @@ from pairzoo.hf_env import huggingface_hub, transformers
 from pairzoo.models.hub_checkpoints import load_causal_lm
 from pairzoo.models.vision_transformers import LogitsViT
 from pairzoo.record import manifest
+from pairzoo.steps.language_models import (
+    CausalLMExporter,
+    model_tensors,
+    save_tensors,
+    tied_names,
+)
 
 from . import fabricate
 from .conftest import ROOT
@@ -192,3 +198,33 @@ def test_local_text_is_rebuilt_from_its_id_alone(inputs, monkeypatch):
         load_by_id("folder-..-tok-tiny--neox-ctx16-test6")
     with pytest.raises(PairzooError, match=r"/prose makes folder-prose-tok-tiny--neox-ctx16-test6"):
         load_by_id("saved-prose[text]-tok-tiny--neox-ctx16-test6")
+
+
+def _save_gpt2(folder):
+    config = transformers.GPT2Config(
+        n_layer=1, n_embd=32, n_head=2, vocab_size=64, n_positions=64, tie_word_embeddings=True
+    )
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=train_tokenizer(64), eos_token="<|endoftext|>"
+    )
+    tokenizer.save_pretrained(folder)
+
+
+def test_tied_embeddings_are_stored_once_and_the_onnx_uses_that_name(tmp_path):
+    _cache_model(tmp_path / "hub", "tiny/gpt2", _save_gpt2)
+    model, _ = load_causal_lm("tiny/gpt2", tmp_path / "hub")
+    assert tied_names(model) == {"lm_head.weight": "transformer.wte.weight"}
+    tensors = model_tensors(model)
+    assert "transformer.wte.weight" in tensors and "lm_head.weight" not in tensors
+    path = save_tensors(tensors, tmp_path / "m.safetensors", {"tied": "lm_head.weight"})
+    assert set(load_file(path)) == set(tensors)
+    windows = np.arange(32, dtype=np.int64).reshape(2, 16) % 64
+    exported = CausalLMExporter(windows).export(model, tmp_path / "m.onnx")
+    graph = onnx.load(str(exported.path))
+    assert {i.name for i in graph.graph.initializer} == set(tensors)
+    ours = ort.InferenceSession(str(exported.path)).run(None, {"input_ids": windows})[0]
+    with torch.no_grad():
+        theirs = model(input_ids=torch.from_numpy(windows)).logits.numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
