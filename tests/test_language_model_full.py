@@ -11,15 +11,24 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import pairzoo
 from pairzoo.archive import claims
 from pairzoo.archive.validate import validate
+from pairzoo.coding import codec, coded_samples
+from pairzoo.data.loading import load_by_id
 from pairzoo.data.local_text import load_local_text
 from pairzoo.data.text import pydoc_topics, stdlib_source, train_tokenizer
 from pairzoo.errors import PairzooError
-from pairzoo.hf_env import transformers
+from pairzoo.hf_env import huggingface_hub, transformers
 from pairzoo.models.hub_checkpoints import load_causal_lm
 from pairzoo.models.vision_transformers import LogitsViT
 from pairzoo.record import manifest
+from pairzoo.steps.language_models import (
+    CausalLMExporter,
+    model_tensors,
+    save_tensors,
+    tied_names,
+)
 
 from . import fabricate
 from .conftest import ROOT
@@ -90,11 +99,18 @@ def _run(root, out, **changes):
                           text=True)  # fmt: skip
 
 
-def test_the_full_profile_runs_on_miniatures_and_validates(inputs, tmp_path):
-    done = _run(inputs, tmp_path / "out")
+@pytest.fixture(scope="module")
+def full(inputs, tmp_path_factory):
+    """The full profile's output folder on the miniatures."""
+    out = tmp_path_factory.mktemp("run") / "out"
+    done = _run(inputs, out)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert validate(tmp_path / "out") == []
-    entries = manifest.load(tmp_path / "out")
+    return out
+
+
+def test_the_full_profile_runs_on_miniatures_and_validates(full):
+    assert validate(full) == []
+    entries = manifest.load(full)
     models = {k.split("/")[1]: v for k, v in entries["models"].items()}
     assert set(models) >= {"base", "chain-1", "epochs-1", "finetune-code", "lora-2",
                            "lora-2-merged", "base-bf16", "vit-base", "vit-add-class"}  # fmt: skip
@@ -110,17 +126,15 @@ def test_the_full_profile_runs_on_miniatures_and_validates(inputs, tmp_path):
     assert all("onnx_data" in models[n]["files"] for n in models if not n.startswith("vit"))
     assert not any("onnx_data" in models[n]["files"] for n in models if n.startswith("vit"))
     record = models["lora-2-merged"]
-    onnx_path = tmp_path / "out" / record["files"]["onnx"]["path"]
-    assert (
-        tmp_path / "out" / record["files"]["onnx_data"]["path"]
-    ).name == onnx_path.name + ".data"
+    onnx_path = full / record["files"]["onnx"]["path"]
+    assert (full / record["files"]["onnx_data"]["path"]).name == onnx_path.name + ".data"
     graph = onnx.load(str(onnx_path), load_external_data=False)
     assert {i.data_location for i in graph.graph.initializer} == {onnx.TensorProto.EXTERNAL}
     # onnxruntime loads the graph with its data and gives the logits of the saved tensors
-    folder = tmp_path / "out" / "language_model"
+    folder = full / "language_model"
     config = transformers.AutoConfig.from_pretrained(folder / "config.json")
     model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
-    model.load_state_dict(load_file(tmp_path / "out" / record["files"]["safetensors"]["path"]))
+    model.load_state_dict(load_file(full / record["files"]["safetensors"]["path"]))
     windows = np.arange(32, dtype=np.int64).reshape(2, 16) % 300
     ours = ort.InferenceSession(str(onnx_path)).run(None, {"input_ids": windows})[0]
     with torch.no_grad():
@@ -131,6 +145,21 @@ def test_the_full_profile_runs_on_miniatures_and_validates(inputs, tmp_path):
     assert "tensors stored as external data (refused)" in problems[0]
     problems, _ = claims.onnx_problems("graph", onnx_path.read_bytes(), {}, None, lambda _: b"")
     assert "ends before" in problems[0]
+
+
+def test_pairs_with_external_data_score_from_the_folder_and_code(inputs, full, monkeypatch):
+    monkeypatch.setenv("PAIRZOO_DATA", str(inputs / "data"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(inputs / "hub"))
+    pair = pairzoo.open(full).pair("language_model/base..finetune-code")
+    assert "onnx_data" in pair.updated.record["files"]
+    loaded, evaluate = coded_samples.load_pair(pair)
+    measured = pair.updated.metrics[loaded.metric]
+    assert loaded.dataset.startswith("saved-code[train:content]-tok-tiny--neox-ctx16-test")
+    assert loaded.reference == pytest.approx(measured["value"], abs=1e-6)
+    assert evaluate(loaded.updated) == loaded.reference
+    coding = codec.nnc_update(loaded.base, loaded.updated, codec.NncSettings(qp=-38))
+    value = evaluate(coding.reconstruction)
+    assert np.isfinite(value) and value == pytest.approx(loaded.reference, rel=0.05)
 
 
 def test_a_missing_hub_model_is_one_line_naming_it_and_the_cache(inputs, tmp_path):
@@ -151,5 +180,51 @@ def test_missing_text_names_what_and_where(inputs, monkeypatch):
     with pytest.raises(PairzooError, match=r"split 'test' not in the dataset at .*code: \['train'"):
         load_local_text("code", tokenizer, LM_ID, 16, 6, column="content", split="test")
     data = load_local_text("prose", tokenizer, LM_ID, 16, 4)
-    assert data.x_test.shape == (4, 16) and data.info.id == "folder-prose-tok-tiny--neox-ctx16"
+    assert (
+        data.x_test.shape == (4, 16) and data.info.id == "folder-prose-tok-tiny--neox-ctx16-test4"
+    )
     assert tokenizer.eos_token_id in data.x_train
+
+
+def test_local_text_is_rebuilt_from_its_id_alone(inputs, monkeypatch):
+    monkeypatch.setenv("PAIRZOO_DATA", str(inputs / "data"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(inputs / "hub"))
+    _, tokenizer = load_causal_lm(LM_ID, inputs / "hub")
+    made = load_local_text("code", tokenizer, LM_ID, 16, 6, column="content")
+    assert made.info.id == "saved-code[train:content]-tok-tiny--neox-ctx16-test6"
+    rebuilt = load_by_id(made.info.id)
+    assert rebuilt.info == made.info and np.array_equal(rebuilt.x_test, made.x_test)
+    with pytest.raises(PairzooError, match=r"refused: it has an empty, '.' or '..' part"):
+        load_by_id("folder-..-tok-tiny--neox-ctx16-test6")
+    with pytest.raises(PairzooError, match=r"/prose makes folder-prose-tok-tiny--neox-ctx16-test6"):
+        load_by_id("saved-prose[text]-tok-tiny--neox-ctx16-test6")
+
+
+def _save_gpt2(folder):
+    config = transformers.GPT2Config(
+        n_layer=1, n_embd=32, n_head=2, vocab_size=64, n_positions=64, tie_word_embeddings=True
+    )
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=train_tokenizer(64), eos_token="<|endoftext|>"
+    )
+    tokenizer.save_pretrained(folder)
+
+
+def test_tied_embeddings_are_stored_once_and_the_onnx_uses_that_name(tmp_path):
+    _cache_model(tmp_path / "hub", "tiny/gpt2", _save_gpt2)
+    model, _ = load_causal_lm("tiny/gpt2", tmp_path / "hub")
+    assert tied_names(model) == {"lm_head.weight": "transformer.wte.weight"}
+    tensors = model_tensors(model)
+    assert "transformer.wte.weight" in tensors and "lm_head.weight" not in tensors
+    path = save_tensors(tensors, tmp_path / "m.safetensors", {"tied": "lm_head.weight"})
+    assert set(load_file(path)) == set(tensors)
+    windows = np.arange(32, dtype=np.int64).reshape(2, 16) % 64
+    exported = CausalLMExporter(windows).export(model, tmp_path / "m.onnx")
+    graph = onnx.load(str(exported.path))
+    assert {i.name for i in graph.graph.initializer} == set(tensors)
+    ours = ort.InferenceSession(str(exported.path)).run(None, {"input_ids": windows})[0]
+    with torch.no_grad():
+        theirs = model(input_ids=torch.from_numpy(windows)).logits.numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)

@@ -203,7 +203,7 @@ FOLDER_CASES = {
     "coding QP": (_qp, "base bitstream has classifier.weight at QP -40, not -36"),
     "coding method": (_method, "tca=True for method nnc-incremental"),
     "coding score": (_sample("value", 1.0), "decoded model scores"),
-    "onnx external data": (_external_data, "external data (refused)"),
+    "onnx external data": (_external_data, "is not one of the files of model"),
     "onnx two inputs": (_two_inputs, "2 graph inputs"),
     "corrupt safetensors, hash matches": (_corrupt_safetensors, "not a readable safetensors"),
     "false structure claim": (_structure, "structure change claim is false"),

@@ -7,7 +7,6 @@ re-scored framework-free (the ONNX as stored, in onnxruntime) and must agree to 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -17,6 +16,7 @@ import onnxruntime as ort
 from pairzoo.coding.coded_samples import measured_split
 from pairzoo.coding.scoring import INPUT_TYPES, OnnxEvaluator
 from pairzoo.errors import PairzooError
+from pairzoo.export.external_data import ReadExternal, external_tensors, inline_external
 from pairzoo.export.initializer_map import mismatches
 from pairzoo.record.metrics import scorer
 from pairzoo.record.stats import pair_stats, renamed, reuse_record, slice_change
@@ -31,20 +31,6 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
-def _tensor_protos(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
-    """Every tensor the graph stores: initializers and node attributes, subgraphs included."""
-    found = list(graph.initializer)
-    for node in graph.node:
-        for attribute in node.attribute:
-            found += [attribute.t] if attribute.HasField("t") else []
-            found += list(attribute.tensors)
-            for sub in [attribute.g] if attribute.HasField("g") else []:
-                found += _tensor_protos(sub)
-            for sub in attribute.graphs:
-                found += _tensor_protos(sub)
-    return found
-
-
 def claimed_map(onnx_record: dict, tensors: dict[str, np.ndarray]) -> dict | None:
     """Where the ONNX record says each tensor lies: under its own name, or where its map says.
 
@@ -56,32 +42,12 @@ def claimed_map(onnx_record: dict, tensors: dict[str, np.ndarray]) -> dict | Non
     return onnx_record.get("initializer_map", {}) if names == "mapped" else None
 
 
-def _inline_external(
-    proto: onnx.ModelProto, external: list[onnx.TensorProto], read: Callable[[str], bytes]
-) -> dict[str, bytes]:
-    """Put each external tensor's bytes (`read(location)`) into `proto`; the files read, by name."""
-    files: dict[str, bytes] = {}
-    for tensor in external:
-        fields = {entry.key: entry.value for entry in tensor.external_data}
-        location = fields.get("location", "")
-        if location not in files:
-            files[location] = read(location)
-        offset = int(fields.get("offset", 0))
-        length = int(fields.get("length", len(files[location]) - offset))
-        if offset + length > len(files[location]):
-            raise PairzooError(f"external data {location!r} ends before {offset + length} bytes")
-        tensor.raw_data = files[location][offset : offset + length]
-        tensor.data_location = onnx.TensorProto.DEFAULT
-        del tensor.external_data[:]
-    return files
-
-
 def onnx_problems(
     where: str,
     data: bytes,
     tensors: dict[str, np.ndarray],
     placement: dict | None,
-    read_external: Callable[[str], bytes] | None = None,
+    read_external: ReadExternal | None = None,
 ) -> tuple[list[str], bytes | None]:
     """Problems of an ONNX file: it parses, loads, takes one input, runs.
 
@@ -94,16 +60,14 @@ def onnx_problems(
         proto = onnx.load_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and others
         return [f"{where}: not an ONNX model: {_first_line(exc)}"], None
-    external = [
-        t for t in _tensor_protos(proto.graph) if t.data_location == onnx.TensorProto.EXTERNAL
-    ]
+    external = external_tensors(proto)
     options = ort.SessionOptions()
     if external and read_external is None:
         names = [t.name for t in external]
         return [f"{where}: tensors stored as external data (refused): {names[:5]}"], None
     if external:
         try:
-            files = _inline_external(proto, external, read_external)
+            files = inline_external(proto, read_external)
         except PairzooError as exc:
             return [f"{where}: {exc}"], None
         names = list(files)

@@ -7,10 +7,8 @@ statistics and reuse recomputed, compressed samples decoded and re-scored.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +18,6 @@ from pairzoo.archive import claims
 from pairzoo.bench.uplink_payloads import payload_problems
 from pairzoo.coding.coded_samples import check_codings
 from pairzoo.errors import PairzooError
-from pairzoo.paths import path_problem
 from pairzoo.record import manifest
 from pairzoo.record.stats import renamed, slice_problem, structure_change
 from pairzoo.record.tree import Tree, ZipTree, open_tree
@@ -126,23 +123,6 @@ class _Tensors:
         return self.cache[model_id]
 
 
-def _external_reader(model: Model) -> Callable[[str], bytes]:
-    """Reads the external data its ONNX file names, where that is a file of the model's record."""
-    onnx_path = model.file("onnx")["path"]
-    recorded = {file["path"] for file in model.record["files"].values()}
-
-    def read(location: str) -> bytes:
-        problem = path_problem(location)
-        if problem:
-            raise PairzooError(f"external data location {location!r} refused: it {problem}")
-        path = posixpath.join(posixpath.dirname(onnx_path), location)
-        if path not in recorded:
-            raise PairzooError(f"external data {path} is not one of the model's files")
-        return model.folder.tree.read(path)
-
-    return read
-
-
 def _check_model(
     model: Model, tensors: _Tensors, report: Report
 ) -> dict[str, tuple[int, ...]] | None:
@@ -166,7 +146,7 @@ def _check_model(
         model.read("onnx"),
         values,
         placement,
-        _external_reader(model),
+        model.read_external,
     )
     report.problems += found
     if scorable is not None:

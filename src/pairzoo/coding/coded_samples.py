@@ -108,7 +108,8 @@ def model_evaluator(model: Model) -> tuple[str, OnnxEvaluator | DetectionEvaluat
     measurement = model.metrics[metric]
     _check_rebuilt(model.folder, measurement["dataset"])
     names = model.record["onnx"].get("initializer_map")
-    return metric, evaluator(model.read("onnx"), measured_split(measurement), metric, names)
+    split = measured_split(measurement)
+    return metric, evaluator(model.read("onnx"), split, metric, names, model.read_external)
 
 
 def load_pair(pair: Pair) -> tuple[LoadedPair, OnnxEvaluator | DetectionEvaluator]:

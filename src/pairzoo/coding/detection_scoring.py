@@ -13,6 +13,7 @@ from pairzoo.coding.weight_inputs import weights_as_inputs
 from pairzoo.data.detection import DetectionData
 from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import DETECTION_OUTPUTS, INPUT_NAME
+from pairzoo.export.external_data import ReadExternal
 from pairzoo.record.metrics import METRICS, detection_scorer
 
 
@@ -29,12 +30,13 @@ class DetectionEvaluator:
         data: DetectionData,
         metric: str,
         providers: Sequence[str] = ("CPUExecutionProvider",),
+        read_external: ReadExternal | None = None,
     ):
         score = detection_scorer(metric)
         if score is None:
             known = sorted(m for m in METRICS if detection_scorer(m))
             raise PairzooError(f"no detection scorer for metric {metric!r}: known are {known}")
-        graph, self.defaults = weights_as_inputs(onnx_model)
+        graph, self.defaults = weights_as_inputs(onnx_model, read_external)
         self.session = ort.InferenceSession(graph, providers=list(providers))
         self.score = score
         self.data = data

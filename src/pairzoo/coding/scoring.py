@@ -15,6 +15,7 @@ from pairzoo.data.detection import DetectionData
 from pairzoo.data.image_files import DecodedImages, ImageFiles
 from pairzoo.data.sets import ImageData
 from pairzoo.errors import PairzooError
+from pairzoo.export.external_data import ReadExternal
 from pairzoo.export.initializer_map import placed, taken_back
 from pairzoo.record.metrics import METRICS, scorer
 
@@ -44,12 +45,13 @@ class OnnxEvaluator:
         metric: str,
         batch_size: int = 512,
         initializer_map: Mapping[str, dict] | None = None,
+        read_external: ReadExternal | None = None,
     ):
         score = scorer(metric)
         if score is None:
             known = sorted(m for m in METRICS if scorer(m))
             raise PairzooError(f"no scorer for metric {metric!r}: known are {known}")
-        graph, self.defaults = weights_as_inputs(onnx_model)
+        graph, self.defaults = weights_as_inputs(onnx_model, read_external)
         self.initializer_map = dict(initializer_map or {})
         unknown = sorted(
             {e["initializer"] for e in self.initializer_map.values()} - {*self.defaults}
@@ -108,14 +110,17 @@ def evaluator(
     data: ImageData | DetectionData,
     metric: str,
     initializer_map: Mapping[str, dict] | None = None,
+    read_external: ReadExternal | None = None,
 ) -> OnnxEvaluator | DetectionEvaluator:
     """The scorer of an ONNX model on `data`'s test split; a detector's runs image by image.
 
     `initializer_map` (the manifest's, for an exporter that renamed them) leads framework tensor
-    names to the ONNX initializers.
+    names to the ONNX initializers; `read_external` reads the external data that ONNX bytes name.
     """
     if isinstance(data, DetectionData):
         if initializer_map:
             raise PairzooError("a detector's ONNX must carry the framework's tensor names")
-        return DetectionEvaluator(onnx_model, data, metric, providers())
-    return OnnxEvaluator(onnx_model, data, metric, initializer_map=initializer_map)
+        return DetectionEvaluator(onnx_model, data, metric, providers(), read_external)
+    return OnnxEvaluator(
+        onnx_model, data, metric, initializer_map=initializer_map, read_external=read_external
+    )

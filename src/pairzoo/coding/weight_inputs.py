@@ -10,12 +10,22 @@ import onnx
 from onnx import numpy_helper
 
 from pairzoo.errors import PairzooError
+from pairzoo.export.external_data import ReadExternal, external_tensors, inline_external
 
 
-def weights_as_inputs(onnx_model: Path | bytes) -> tuple[bytes, dict[str, np.ndarray]]:
-    """The graph with its float initializers turned into inputs (serialized), and their values."""
+def weights_as_inputs(
+    onnx_model: Path | bytes, read_external: ReadExternal | None = None
+) -> tuple[bytes, dict[str, np.ndarray]]:
+    """The graph with its float initializers turned into inputs (serialized), and their values.
+
+    A file's external data is read from beside it; the bytes' only through `read_external`.
+    """
     if isinstance(onnx_model, bytes):
         proto = onnx.load_from_string(onnx_model)
+        if read_external is not None:
+            inline_external(proto, read_external)
+        elif external_tensors(proto):
+            raise PairzooError("the ONNX graph keeps tensors as external data, and no reader")
     else:
         proto = onnx.load(str(onnx_model))
     graph = proto.graph

@@ -52,11 +52,16 @@ DETECTION_LOADERS = {
 def load_by_id(dataset_id: str) -> ImageData | DetectionData:
     """A dataset by its manifest id (the full profile's sets read from $PAIRZOO_DATA).
 
-    `digit-canvases` is `digit_canvases` with its defaults, as its manifest `source` says.
+    `digit-canvases` is `digit_canvases` with its defaults, as its manifest `source` says; a
+    local text's id (`folder-…`, `saved-…`) names its folder, tokenizer and windows.
     """
     loaders = {DIGITS.id: load_digits, **FULL_LOADERS, **DETECTION_LOADERS}
     if dataset_id not in loaders and ID_PATTERN.match(dataset_id):
         return load_text_by_id(dataset_id)  # type: ignore[return-value]
+    if dataset_id not in loaders and dataset_id.startswith(("folder-", "saved-")):
+        from pairzoo.data.local_text import load_local_text_by_id  # transformers, only when asked
+
+        return load_local_text_by_id(dataset_id)  # type: ignore[return-value]
     if dataset_id not in loaders:
         raise PairzooError(f"no loader for dataset {dataset_id!r}: known are {sorted(loaders)}")
     return loaders[dataset_id]()

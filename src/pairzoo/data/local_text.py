@@ -4,9 +4,12 @@ A corpus (`models.hub_checkpoints.text_source`: text files, or a dataset saved b
 is split train/test by position as the ci corpora are; each document is tokenized on its own and
 followed by the tokenizer's end-of-text token, the documents of a split are concatenated, and the
 tokens are cut into windows of `context`. At most `test_windows` test windows are kept (the first).
+The id names all of these, so `load_local_text_by_id` rebuilds the windows from it.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -14,9 +17,15 @@ from pairzoo.data.preprocessing import Preprocessing
 from pairzoo.data.sets import DatasetInfo
 from pairzoo.data.text import Corpus, TextData
 from pairzoo.errors import PairzooError
-from pairzoo.models.hub_checkpoints import TEXT_SUFFIXES, text_source
+from pairzoo.models.hub_checkpoints import TEXT_SUFFIXES, load_tokenizer, text_source
+from pairzoo.paths import path_problem
 from pairzoo.profiles import data_dir
 
+# folder-<name> or saved-<name>[<split>:<column>], then -tok-<hub id, / as -->-ctx<T>-test<N>
+ID_PATTERN = re.compile(
+    r"^(?:folder|saved)-(?P<name>[^/\[\]]+?)(?:\[(?:(?P<split>[^\]:]+):)?(?P<column>[^\]]+)\])?"
+    r"-tok-(?P<model>.+)-ctx(?P<context>\d+)-test(?P<test>\d+)$"
+)
 LAYOUT = f"text files ({', '.join(TEXT_SUFFIXES)}), or a dataset saved by datasets.save_to_disk"
 
 
@@ -40,7 +49,7 @@ def hub_text(corpus: Corpus, tokenizer, model_id: str, context: int, test_window
     every = corpus.test_every
     end = "its end-of-text token" if tokenizer.eos_token_id is not None else "nothing"
     info = DatasetInfo(
-        id=f"{corpus.id}-tok-{model_id.replace('/', '--')}-ctx{context}",
+        id=f"{corpus.id}-tok-{model_id.replace('/', '--')}-ctx{context}-test{test_windows}",
         name=f"{corpus.name}, tokenized by {model_id}, windows of {context} tokens",
         source=f"local copy: {corpus.source}",
         citation="see the source",
@@ -73,3 +82,20 @@ def load_local_text(
     """The windows of $PAIRZOO_DATA/<name> (`text_source`) under the tokenizer of `model_id`."""
     corpus = text_source(data_dir(name, LAYOUT), column, split)
     return hub_text(corpus, tokenizer, model_id, context, test_windows)
+
+
+def load_local_text_by_id(dataset: str) -> TextData:
+    """The windows of an id that `hub_text` made, rebuilt from $PAIRZOO_DATA and the hub cache."""
+    match = ID_PATTERN.match(dataset)
+    problem = path_problem(match["name"]) if match else "is not a local text id"
+    if match is None or problem:
+        raise PairzooError(f"dataset {dataset!r} refused: it {problem}")
+    model_id = match["model"].replace("--", "/")
+    column, split = match["column"] or "text", match["split"] or "train"
+    data = load_local_text(
+        match["name"], load_tokenizer(model_id), model_id, int(match["context"]),
+        int(match["test"]), column, split,
+    )  # fmt: skip
+    if data.info.id != dataset:
+        raise PairzooError(f"$PAIRZOO_DATA/{match['name']} makes {data.info.id}, not {dataset}")
+    return data

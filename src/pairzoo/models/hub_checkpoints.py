@@ -70,8 +70,14 @@ def load_causal_lm(
         transformers.AutoModelForCausalLM, repo_id, cache_dir, attn_implementation="eager"
     )
     model.config.use_cache = False
-    tokenizer = _from_snapshot(transformers.AutoTokenizer, repo_id, cache_dir)
-    return model.eval(), tokenizer
+    return model.eval(), load_tokenizer(repo_id, cache_dir)
+
+
+def load_tokenizer(
+    repo_id: str, cache_dir: str | Path | None = None
+) -> transformers.PreTrainedTokenizerBase:
+    """A hub model's tokenizer from the hub cache."""
+    return _from_snapshot(transformers.AutoTokenizer, repo_id, cache_dir)
 
 
 def load_image_classifier(
@@ -97,7 +103,8 @@ def text_folder(folder: str | Path, name: str = "") -> Corpus:
 def saved_dataset(folder: str | Path, column: str = "text", split: str = "train") -> Corpus:
     """The `column` of a dataset written by `datasets.save_to_disk` (of a DatasetDict: `split`).
 
-    Each non-empty row is a document, named by its row number.
+    Each non-empty row is a document, named by its row number; the id names the folder, the split
+    and the column (`saved-<folder>[<split>:<column>]`).
     """
     import datasets
 
@@ -109,9 +116,9 @@ def saved_dataset(folder: str | Path, column: str = "text", split: str = "train"
         if split not in loaded:
             raise PairzooError(f"split {split!r} not in the dataset at {root}: {sorted(loaded)}")
         loaded = loaded[split]
-        where = f"{root} (split {split})"
+        where, chosen = f"{root} (split {split})", f"{split}:{column}"
     else:
-        where = str(root)
+        where, chosen = str(root), column
     if column not in loaded.column_names:
         raise PairzooError(
             f"column {column!r} not in the dataset at {where}: {loaded.column_names}"
@@ -122,7 +129,10 @@ def saved_dataset(folder: str | Path, column: str = "text", split: str = "train"
     if not documents:
         raise PairzooError(f"column {column!r} of the dataset at {where} holds no text")
     return Corpus(
-        f"saved-{root.name}", f"column {column} of the dataset at {where}", where, documents
+        f"saved-{root.name}[{chosen}]",
+        f"column {column} of the dataset at {where}",
+        where,
+        documents,
     )
 
 

@@ -6,6 +6,7 @@ resolved by the folder's tree, which checks each one (`paths.inside`) before it 
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import stored_dtypes
+from pairzoo.paths import path_problem
 from pairzoo.record import manifest
 from pairzoo.record.tree import FolderTree, Tree, open_tree
 
@@ -64,6 +66,16 @@ class Model(_Entry):
     def read(self, kind: str) -> bytes:
         """The bytes of the file of `kind`."""
         return self.folder.tree.read(self.file(kind)["path"])
+
+    def read_external(self, location: str) -> bytes:
+        """The external data its ONNX file names at `location`, if that is one of its files."""
+        problem = path_problem(location)
+        if problem:
+            raise PairzooError(f"external data location {location!r} refused: it {problem}")
+        path = posixpath.join(posixpath.dirname(self.file("onnx")["path"]), location)
+        if path not in {file["path"] for file in self.record["files"].values()}:
+            raise PairzooError(f"external data {path} is not one of the files of model {self.id}")
+        return self.folder.tree.read(path)
 
     def tensors(self) -> dict[str, np.ndarray]:
         """The safetensors file's tensors in name order; bfloat16 widened to float32."""

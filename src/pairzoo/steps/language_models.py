@@ -249,14 +249,33 @@ def clear_name(name: str) -> str:
     return name.replace(".base_layer.", ".").replace(".default.", ".")
 
 
+def tied_names(model: nn.Module) -> dict[str, str]:
+    """Each tied tensor's clear name → that of the first tensor it shares (GPT-2's `lm_head`)."""
+    if isinstance(model, peft.PeftModel):
+        model = model.get_base_model()
+    first: dict[tuple, str] = {}
+    tied = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tensor.dtype, tuple(tensor.shape), tuple(tensor.stride()))
+        if key in first:
+            tied[clear_name(name)] = first[key]
+        else:
+            first[key] = clear_name(name)
+    return tied
+
+
 def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A model's float tensors by clear name (a PEFT model: its base model with the adapter)."""
+    """A model's float tensors by clear name (a PEFT model: its base model with the adapter).
+
+    A tied tensor is held once, under its first name (`tied_names`).
+    """
+    tied = tied_names(model)
     if isinstance(model, peft.PeftModel):
         model = model.get_base_model()
     return {
         clear_name(name): tensor.detach().cpu().contiguous()
         for name, tensor in model.state_dict().items()
-        if tensor.is_floating_point()
+        if tensor.is_floating_point() and clear_name(name) not in tied
     }
 
 
@@ -325,7 +344,11 @@ class CausalLMExporter:
                 verbose=False,
             )
         proto = program.model_proto
-        renames = {i.name: clear_name(i.name) for i in proto.graph.initializer}
+        tied = tied_names(inner)
+        renames = {
+            i.name: tied.get(clear_name(i.name), clear_name(i.name))
+            for i in proto.graph.initializer
+        }
         for init in proto.graph.initializer:
             init.name = renames[init.name]
         for node in proto.graph.node:
@@ -449,14 +472,18 @@ def add_language_model(
 ) -> dict:
     """Save a (PEFT or bfloat16) causal LM as safetensors in its own dtype and float32 ONNX.
 
-    The tensors keep their clear names (`model_tensors`); a bfloat16 model's ONNX holds the same
+    The tensors keep their clear names (`model_tensors`), a tied one once (safetensors metadata
+    `tied`: alias → name, and the description say so); a bfloat16 model's ONNX holds the same
     values widened to float32, as external data (`files.onnx_data`) when they are large. The record
     notes the stored dtype and the library versions.
     """
     stem = writer.path_stem(name)
     tensors = model_tensors(model)
     dtype = str(next(iter(tensors.values())).dtype).removeprefix("torch.")
-    weights = save_tensors(tensors, stem.with_suffix(".safetensors"), {"model": stem.name})
+    tied = tied_names(model)
+    metadata = {"model": stem.name, **({"tied": json.dumps(tied)} if tied else {})}
+    weights = save_tensors(tensors, stem.with_suffix(".safetensors"), metadata)
+    ties = [f"{alias} is {kept} (tied: stored and counted once)" for alias, kept in tied.items()]
     float_model = widened(model) if dtype != "float32" else model
     onnx_file = exporter.export(float_model, stem.with_suffix(".onnx"))
     files = dict(others or {})
@@ -467,7 +494,7 @@ def add_language_model(
         ModelFiles(onnx_file, weights, "pytorch", torch.__version__, files),
         training=training,
         metrics=metrics,
-        description=description,
+        description="; ".join(filter(None, [description, *ties])),
         classes=[],
         data=data,
         extra={"libraries": versions(), "dtype": dtype},
