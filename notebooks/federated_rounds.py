@@ -182,14 +182,19 @@ strategy = federated.RecordingFedAvg(clients, keep_clients_of=[client_round])
 server_app = ServerApp()
 
 
-@server_app.main()
-def server(grid: Grid, context: Context) -> None:
-    strategy.start(
+def federate(fedavg: federated.RecordingFedAvg, grid: Grid) -> None:
+    """`rounds` rounds of `fedavg` from the warm start."""
+    fedavg.start(
         grid=grid,
         initial_arrays=ArrayRecord(float_state(global_0)),
         num_rounds=rounds,
         train_config=ConfigRecord({"local-epochs": local_epochs, "lr": local_lr}),
     )
+
+
+@server_app.main()
+def server(grid: Grid, context: Context) -> None:
+    federate(strategy, grid)
 
 
 federated.simulate(server_app, client_app, clients, writer.folder / ".flower")
@@ -279,12 +284,7 @@ coded_server = ServerApp()
 @coded_server.main()
 def coded_rounds(grid: Grid, context: Context) -> None:
     for run in runs:
-        run.start(
-            grid=grid,
-            initial_arrays=ArrayRecord(float_state(global_0)),
-            num_rounds=rounds,
-            train_config=ConfigRecord({"local-epochs": local_epochs, "lr": local_lr}),
-        )
+        federate(run, grid)
 
 
 federated.simulate(coded_server, coded_client, clients, writer.folder / ".flower")
