@@ -2,15 +2,12 @@
 
 import pytest
 
+from pairzoo.data.hub_cache import hub_snapshot
 from pairzoo.data.text import train_tokenizer
+from pairzoo.data.text_sources import text_folder
 from pairzoo.errors import PairzooError
 from pairzoo.hf_env import transformers
-from pairzoo.models.hub_checkpoints import (
-    hub_snapshot,
-    load_causal_lm,
-    load_image_classifier,
-    text_folder,
-)
+from pairzoo.models.hub_checkpoints import load_causal_lm, load_image_classifier
 from pairzoo.models.vision_transformers import digits_vit
 from pairzoo.steps import language_models as lm
 

@@ -1,6 +1,6 @@
 """The full profile's text: a local corpus cut into windows by a hub checkpoint's own tokenizer.
 
-A corpus (`models.hub_checkpoints.text_source`: text files, or a dataset saved by `save_to_disk`)
+A corpus (`data.text_sources.text_source`: text files, or a dataset saved by `save_to_disk`)
 is split train/test by position as the ci corpora are; each document is tokenized on its own and
 followed by the tokenizer's end-of-text token, the documents of a split are concatenated, and the
 tokens are cut into windows of `context`. At most `test_windows` test windows are kept (the first).
@@ -13,11 +13,12 @@ import re
 
 import numpy as np
 
+from pairzoo.data.hub_cache import load_tokenizer
 from pairzoo.data.preprocessing import Preprocessing
 from pairzoo.data.sets import DatasetInfo
 from pairzoo.data.text import Corpus, TextData
+from pairzoo.data.text_sources import TEXT_SUFFIXES, text_source
 from pairzoo.errors import PairzooError
-from pairzoo.models.hub_checkpoints import TEXT_SUFFIXES, load_tokenizer, text_source
 from pairzoo.paths import path_problem
 from pairzoo.profiles import data_dir
 
