@@ -1,6 +1,9 @@
 """The language model recipe's full profile on miniatures: a hub cache, text folders, images."""
 
+import dataclasses
+import json
 import os
+import runpy
 import subprocess
 import sys
 
@@ -12,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import pairzoo
+from pairzoo import distributed
 from pairzoo.archive import claims
 from pairzoo.archive.validate import validate
 from pairzoo.coding import codec, coded_samples
@@ -23,6 +27,7 @@ from pairzoo.hf_env import huggingface_hub, transformers
 from pairzoo.models.hub_checkpoints import load_causal_lm
 from pairzoo.models.vision_transformers import LogitsViT
 from pairzoo.record import manifest
+from pairzoo.steps import language_models as lm
 from pairzoo.steps.language_models import (
     CausalLMExporter,
     model_tensors,
@@ -228,3 +233,85 @@ def test_tied_embeddings_are_stored_once_and_the_onnx_uses_that_name(tmp_path):
     with torch.no_grad():
         theirs = model(input_ids=torch.from_numpy(windows)).logits.numpy()
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+TINY_LM = lm.LMConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, context=16)  # fmt: skip
+
+
+def _printed(stdout: str) -> list[dict]:
+    """The JSON lines a run printed, by rank."""
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return sorted(lines, key=lambda r: r["rank"])
+
+
+LM_DDP_SCRIPT = """
+import json, sys
+from pathlib import Path
+import numpy as np, torch
+from pairzoo import distributed
+from pairzoo.steps import language_models as lm
+
+model = lm.LMConfig(**json.loads(sys.argv[2])).build(seed=0)
+windows = np.random.default_rng(0).integers(0, 64, (32, 16))
+everything = torch.from_numpy(windows)
+batch_losses, losses = [], []
+model.register_forward_hook(
+    lambda module, _, out: batch_losses.append(out.loss.item()) if module.training else None
+)
+
+@torch.no_grad()
+def evaluate(step, trained):
+    losses.append(trained(input_ids=everything, labels=everything).loss.item())
+
+config = lm.LMTrainConfig(steps=6, batch_size=8 // distributed.world_size(), seed=0)
+lm.train_lm(model, windows, config, evaluate)
+name = f"{distributed.world_size()}-{distributed.rank()}.pt"
+torch.save(model.state_dict(), Path(sys.argv[1]) / name)
+print(json.dumps({"rank": distributed.rank(), "losses": losses, "batch_losses": batch_losses}))
+"""
+
+
+def test_train_lm_under_torchrun_matches_one_process_on_the_same_global_batches(
+    tmp_path, monkeypatch, capsys
+):
+    """Two gloo processes of 4 windows each train as one process does on batches of 8.
+
+    DDP averages the processes' gradients; each is that of the mean token loss of an equal share
+    (32 windows, global batch 8: every batch splits evenly), so the average is the gradient of the
+    global batch's mean loss. It is summed in another order, so the weights and losses equal the
+    single process's to float32 rounding (a tight tolerance), not bit for bit. The all-reduced
+    gradients are the same on both ranks, so the ranks' weights and losses are identical.
+    """
+    (tmp_path / "ddp.py").write_text(LM_DDP_SCRIPT)
+    script = [str(tmp_path / "ddp.py"), str(tmp_path), json.dumps(dataclasses.asdict(TINY_LM))]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, *torchrun, *script], env=env, timeout=300,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = _printed(done.stdout)
+    monkeypatch.setattr(sys, "argv", script)
+    runpy.run_path(script[0], run_name="__main__")  # the single process, in this one
+    (alone,) = _printed(capsys.readouterr().out)
+    states = [torch.load(tmp_path / f"{name}.pt") for name in ("1-0", "2-0", "2-1")]
+    assert first["losses"] == second["losses"] and len(first["losses"]) == 6
+    assert all(torch.equal(states[1][k], states[2][k]) for k in states[0])
+    torch.testing.assert_close(states[1], states[0], rtol=1e-5, atol=1e-6)
+    assert first["losses"] == pytest.approx(alone["losses"], rel=1e-6)
+    mean = np.mean([first["batch_losses"], second["batch_losses"]], axis=0)
+    assert mean == pytest.approx(alone["batch_losses"], rel=1e-6)
+
+
+def test_train_lm_in_bfloat16_autocast_keeps_float32_weights(monkeypatch):
+    """The CUDA mixed-precision path, run on the CPU: bfloat16 logits, finite float32 losses."""
+    monkeypatch.setattr(distributed, "autocast", lambda _: torch.autocast("cpu", torch.bfloat16))
+    model, start = TINY_LM.build(seed=0), TINY_LM.build(seed=0).state_dict()
+    seen = []
+    model.register_forward_hook(lambda _, __, out: seen.append((out.logits.dtype, out.loss)))
+    windows = np.random.default_rng(0).integers(0, 64, (16, 16))
+    lm.train_lm(model, windows, lm.LMTrainConfig(steps=4, batch_size=8))
+    assert [dtype for dtype, _ in seen] == [torch.bfloat16] * 4
+    assert all(loss.dtype == torch.float32 and torch.isfinite(loss) for _, loss in seen)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert not torch.equal(model.state_dict()["lm_head.weight"], start["lm_head.weight"])
