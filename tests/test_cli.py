@@ -163,3 +163,38 @@ def test_list_refuses_an_unknown_recipe_or_relation(option, known, two_recipes, 
     assert main(["list", str(two_recipes[0]), option, "nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'nope'" in err and known in err
+
+
+RECIPE = """# %% tags=["parameters"]
+bits = [2, 4, 6, 8]
+out = ""
+
+# %%
+import pathlib
+
+pathlib.Path(out).write_text(repr(bits))
+"""
+
+
+def test_run_reads_a_list_where_papermill_p_reads_text_and_y_a_list(tmp_path, capsys):
+    """What book/running.md says of `pairzoo run -p`, papermill's `-p` and papermill's `-y`."""
+    recipe, out = tmp_path / "recipe.py", tmp_path / "bits.txt"
+    recipe.write_text(RECIPE)
+    assert main(["run", str(recipe), "-p", "bits", "[3, 5]", "-p", "out", str(out)]) == 0
+    assert out.read_text() == "[3, 5]"
+    notebook = tmp_path / "recipe.ipynb"
+    jupytext = [sys.executable, "-m", "jupytext", "--to", "ipynb", str(recipe)]
+    subprocess.run(jupytext, check=True, capture_output=True, timeout=120)
+    injected = []
+    for option in (["-p", "bits", "[3, 5]"], ["-y", "bits: [3, 5]"]):
+        prepared = tmp_path / f"prepared{len(injected)}.ipynb"
+        subprocess.run(
+            [sys.executable, "-m", "papermill", str(notebook), str(prepared), *option,
+             "--prepare-only", "-k", "python3", "--language", "python"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        cells = json.loads(prepared.read_text())["cells"]
+        injected += [
+            "".join(c["source"]) for c in cells if "injected-parameters" in c["metadata"]["tags"]
+        ]
+    assert [source.splitlines()[-1] for source in injected] == ['bits = "[3, 5]"', "bits = [3, 5]"]
