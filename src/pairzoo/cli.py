@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
-from pairzoo.archive.pack import NotValid, package
-from pairzoo.archive.validate import check
+from pairzoo import __version__
 from pairzoo.errors import PairzooError
 from pairzoo.profiles import PROFILES, artifacts_dir
 from pairzoo.recipe_run import parse_value, run_recipe
-from pairzoo.record import manifest, view
-from pairzoo.views.catalog import pair_rows
-
-
-def _markdown(rows: list[dict]) -> str:
-    if not rows:
-        return "(no pairs)"
-    head = list(rows[0])
-
-    def cell(value: object) -> str:
-        if value is None:
-            return "–"
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(cell(row[k]) for k in head) + " |" for row in rows]
-    return "\n".join(lines)
+from pairzoo.record import manifest
 
 
 def _folder(args: argparse.Namespace) -> Path:
@@ -36,21 +21,14 @@ def _folder(args: argparse.Namespace) -> Path:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from pairzoo.views import listing
+
     entries = manifest.load(_folder(args))
-    if args.markdown:
-        print(_markdown(pair_rows(entries)))
-        return 0
-    zoo = view.of(_folder(args), entries)
-    for model in zoo.models():
-        top1 = model.metrics.get("top1", {}).get("value")
-        metric = f"top-1 {top1:.2f}%" if top1 is not None else ""
-        print(
-            f"model  {model.id:40s} {model.record['architecture']:14s} "
-            f"{model.record['parameters']:>10,d}  {metric}"
-        )
-    for pair in zoo.pairs():
-        base, updated = pair.record["base"], pair.record["updated"]
-        print(f"pair   {pair.id:40s} {pair.relation:14s} {base} -> {updated}")
+    chosen = listing.select(entries, args.recipe, args.relation)
+    if args.format == "markdown":  # the pair table; models are looked up among all of them
+        print(listing.markdown({**entries, "pairs": chosen["pairs"]}))
+    else:
+        print(listing.FORMATS[args.format](chosen))
     return 0
 
 
@@ -64,6 +42,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from pairzoo.archive.validate import check
+
     target = _folder(args)
     if not target.exists():
         raise PairzooError(f"{target}: no such folder or archive")
@@ -80,6 +60,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _package(args: argparse.Namespace) -> int:
+    from pairzoo.archive.pack import NotValid, package
+
     try:
         archive = package(_folder(args), Path(args.output))
     except NotValid as exc:
@@ -132,10 +114,31 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_options(command: argparse.ArgumentParser) -> None:
+    """`list`'s output format and filters."""
+    formats = command.add_mutually_exclusive_group()
+    for name, text in (("json", "models and pairs as JSON"), ("csv", "models and pairs as CSV"),
+                       ("markdown", "the pair table in Markdown")):  # fmt: skip
+        formats.add_argument(
+            f"--{name}", dest="format", action="store_const", const=name, help=text
+        )
+    command.set_defaults(format="text")
+    command.add_argument("--recipe", help="only this recipe's models and pairs")
+    command.add_argument("--relation", help="only pairs of this relation, and their models")
+
+
+def _profile_option(command: argparse.ArgumentParser, default: str) -> None:
+    """`--profile`, before the subcommand or after it (a subcommand's default keeps the top's)."""
+    command.add_argument(
+        "--profile", default=default, choices=PROFILES, help="default output folder: its profile"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     top = argparse.ArgumentParser(prog="pairzoo", description=__doc__)
-    top.add_argument("--profile", default="ci", choices=PROFILES, help="default output folder")
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _profile_option(top, "ci")
     commands = top.add_subparsers(dest="command", required=True)
     for name, func, text in (
         ("list", _list, "list models and pairs"),
@@ -144,13 +147,14 @@ def parser() -> argparse.ArgumentParser:
         ("package", _package, "write one .zip with files, manifest, sums, description, cards"),
     ):
         sub = commands.add_parser(name, help=text)
+        _profile_option(sub, argparse.SUPPRESS)
         if name == "show":
             sub.add_argument("id")
         sub.add_argument("dir", nargs="?", help="output folder (default: artifacts/<profile>)")
         if name == "package":
             sub.add_argument("-o", "--output", required=True, help="archive to write (.zip)")
         if name == "list":
-            sub.add_argument("--markdown", action="store_true", help="pair table in Markdown")
+            _list_options(sub)
         sub.set_defaults(func=func)
     run = commands.add_parser("run", help="run a recipe as a script (also under torchrun)")
     run.add_argument("recipe", help="the recipe's .py file, e.g. notebooks/retraining.py")
@@ -177,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
         "-p", "--parameter", action="append", default=[], metavar="NAME=V1,V2",
         help="a codec parameter and its values (Python literals); every combination is run",
     )  # fmt: skip
+    _profile_option(evaluate, argparse.SUPPRESS)
     evaluate.add_argument("--pairs", help="only pairs whose id matches this glob")
     evaluate.add_argument("--relation", help="only pairs of this relation")
     evaluate.add_argument("-o", "--output", help="results folder (default: evaluations/<codec>)")
@@ -191,11 +196,17 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command: exit 0 when fine, 1 when validate finds problems, 2 for bad usage or input.
 
-    Bad input prints one line; an interrupted run prints one line too (and exits 130).
+    Bad input prints one line; an interrupted run prints one line too (and exits 130). Output into
+    a pipe whose reader has gone (`pairzoo list | head -3`) ends quietly with 141, as coreutils do.
     """
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a reader that has gone shows here, not at the interpreter's exit
+        return status
+    except BrokenPipeError:  # nothing more can be written; the exit's own flush goes to devnull
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except PairzooError as exc:
         print(f"pairzoo: error: {exc}", file=sys.stderr)
         return 2
