@@ -1,9 +1,11 @@
 """Sphinx hooks of the book: a recipe's executed .ipynb to download, figures' alt text."""
 
-import shutil
 from pathlib import Path
 
+import jupytext
+import nbformat
 from docutils import nodes
+from jupyter_cache import get_cache
 from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
@@ -23,18 +25,33 @@ class FigureAltFromCaption(SphinxPostTransform):
                 image.setdefault("alt", caption.astext())
 
 
+def executed_notebook(app: Sphinx, pagename: str) -> nbformat.NotebookNode | None:
+    """The page's notebook with the outputs of its execution, from the execution cache."""
+    source = Path(app.env.doc2path(pagename))
+    reader = app.config.nb_custom_formats.get(source.suffix)
+    if reader is None or not app.config.nb_execution_cache_path:
+        return None
+    notebook = jupytext.read(source, fmt=reader[1]["fmt"])
+    try:
+        cache = get_cache(Path(app.srcdir, app.config.nb_execution_cache_path))
+        _, merged = cache.merge_match_into_notebook(notebook)
+    except KeyError:  # not executed into the cache (execution off or failed)
+        return None
+    return merged
+
+
 def offer_executed_notebook(
     app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object
 ) -> None:
-    """Offer a notebook page's executed .ipynb for download, whatever its text format."""
+    """Offer a text notebook's executed .ipynb for download beside its source."""
     if "kernelspec" not in app.env.metadata.get(pagename, {}) or context.get("ipynb_source"):
         return
-    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
-    if not executed.is_file():
+    notebook = executed_notebook(app, pagename)
+    if notebook is None:
         return
     target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(executed, target)
+    nbformat.write(notebook, target)
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 
