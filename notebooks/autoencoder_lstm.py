@@ -20,7 +20,7 @@
 # cases of the call (**retraining** with more data, for more epochs, in a chain; **transfer
 # learning** with classes added) for two networks of another kind.
 #
-# - A **convolutional autoencoder** (ci: scikit-learn's digits; full: CIFAR-10 from
+# - A **convolutional autoencoder** (ci: scikit-learn's digits; full: CIFAR-10 {cite}`krizhevsky2009cifar` from
 #   `$PAIRZOO_DATA`): convolutions down to a small code, transposed convolutions back up. Its output
 #   is an image, so its metric is the reconstruction's PSNR (and MSE) on the test split, not an
 #   accuracy; its update changes no structure.

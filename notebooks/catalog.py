@@ -15,7 +15,7 @@
 # %% [markdown]
 # # The catalog
 #
-# MPEG's call asks a proposer of test data for a description of the test materials — how each
+# MPEG's call {cite}`mpeg-call-test-data` asks a proposer of test data for a description of the test materials — how each
 # updated model relates to its base, the datasets used for (re)training and testing, the metrics —
 # the pairs in a common format, and a copyright notice. This page is that description for
 # everything the recipes before it wrote. It reads the manifest alone: nothing here is typed in.

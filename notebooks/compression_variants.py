@@ -20,7 +20,7 @@
 # receiver holds a coarse version of a network and gets a finer one. The recipe trains one float
 # classifier (ci: the digits CNN on scikit-learn's digits; full: ResNet-50 on ImageNet from
 # torchvision's weights, VGG-16 or MobileNetV2 by `architecture`: with `epochs = 0` it is the
-# published network itself, as in MPEG's NNR evaluation) and derives three **ladders** from it.
+# published network itself, as in MPEG's NNR evaluation {cite}`iso15938-17`) and derives three **ladders** from it.
 # Each ladder is a chain of pairs from the more compressed model (base) to the less compressed one
 # (updated):
 #

@@ -28,13 +28,13 @@
 # | `detector-finetuned` | the same detector, backbone trained along | base tensors changed, new neck and head |
 # | `detector-scratch` | the same detector with a freshly initialised backbone, same steps | none: the comparison point |
 #
-# The detector is torchvision's FCOS (anchor-free, one box per feature-map location). For `ci` the
+# The detector is torchvision's FCOS {cite}`tian2019fcos` (anchor-free, one box per feature-map location). For `ci` the
 # backbone is the base `digits-cnn`'s three conv blocks (stride 2) and one new strided block, one
 # feature level at stride 4, and a two-conv head; the data are **digit canvases**: 1–3 digits from
 # scikit-learn's digits pasted at 8–14 pixels on a 32×32 canvas, boxes tight around the ink,
 # generated from a seed (train canvases from the digits' train split, test canvases from its test
 # split). For `full` the base is a ResNet-50 (another ResNet by `architecture`) that starts from
-# torchvision's ImageNet weights and is trained on the object crops of Pascal VOC 2012, the detector
+# torchvision's ImageNet weights and is trained on the object crops of Pascal VOC 2012 {cite}`everingham2010voc`, the detector
 # puts an FPN on its stages, and the data are VOC 2012 read from `$PAIRZOO_DATA/voc2012`.
 #
 # **Tensor names.** The classifier holds `features.0.0.weight`; inside the detector the same

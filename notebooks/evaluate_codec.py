@@ -16,7 +16,7 @@
 # # Evaluate your codec
 #
 # The pairs of this book are a benchmark for update codecs. MPEG's evaluation framework for
-# neural-network coding prescribes one loop, and `pairzoo.evaluate` runs it on every pair: measure
+# neural-network coding {cite}`iso15938-17` prescribes one loop, and `pairzoo.evaluate` runs it on every pair: measure
 # the uncoded updated model (metric and size), encode the update, decode it with nothing but the
 # payload and the base, and measure the reconstruction. A codec is any object with two methods:
 #

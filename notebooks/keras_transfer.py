@@ -26,7 +26,7 @@
 # a linear head, NCHW input permuted inside the network) on scikit-learn's digits, base on digits
 # 0–7. The full profile uses Keras's MobileNetV2 with its ImageNet weights read from Keras's cache
 # (a fresh head; the dataset's NCHW images permuted and resized to 224×224 inside the network), on
-# CIFAR-10 from `$PAIRZOO_DATA` (CIFAR-100 by `dataset`), base on classes 0–7.
+# CIFAR-10 {cite}`krizhevsky2009cifar` from `$PAIRZOO_DATA` (CIFAR-100 by `dataset`), base on classes 0–7.
 #
 # Every model is written as a Keras model is ({ref}`output-format`): the `.keras` file, its weights
 # as safetensors under their Keras paths (`block1_conv/kernel`, `head/bias`, …; the pair statistics

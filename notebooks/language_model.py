@@ -17,7 +17,7 @@
 #
 # The other recipes update convolutional and recurrent networks. The updates that are most often
 # shipped today are those of **transformer language models**: a base model trained further on
-# more text, fine-tuned on another domain, or adapted with a low-rank adapter (LoRA) that is
+# more text, fine-tuned on another domain, or adapted with a low-rank adapter (LoRA, {cite}`hu2022lora`) that is
 # either sent on its own or merged into the base's weights. This recipe makes those cases of the
 # call for a small decoder-only model, built from a configuration with Hugging Face
 # `transformers` (a `LlamaForCausalLM`; nothing is downloaded), on text that ships with every

@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Retraining: more data, more epochs, other hyper-parameters
 #
-# The first case of the call: **the updated network is the base network retrained** — with more
+# The first case of the call {cite}`mpeg-call-test-data`: **the updated network is the base network retrained** — with more
 # or other data, for more epochs, or with other hyper-parameters. This is the typical source of
 # refinement updates (a deployed model improved once more data has been collected), and the
 # smallest kind of update a codec sees: every tensor keeps its name and shape, only values move.
@@ -30,7 +30,7 @@
 # | chain | base → `chain-1` (60% of the data) → `chain-2` (all of it) | each update is the base of the next |
 # | other hyper-parameters | the base retrained on all data with Adam, or with a larger SGD step | same data, different optimisation |
 #
-# In the `full` profile the same scenario runs on ImageNet with ResNet-50, one of the networks of
+# In the `full` profile the same scenario runs on ImageNet {cite}`deng2009imagenet` with ResNet-50, one of the networks of
 # MPEG's NNR evaluation framework (the `dataset` and `architecture` parameters choose others), and
 # the base starts from torchvision's published ImageNet weights, so every update refines a network
 # that is already good; {doc}`../book/full_set` gives the commands, times and disk space.

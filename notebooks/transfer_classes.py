@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Transfer learning: classes exchanged, classes added (PyTorch)
 #
-# The second and third cases of the call: **the updated network is made by transfer learning from
+# The second and third cases of the call {cite}`mpeg-call-test-data`: **the updated network is made by transfer learning from
 # the base**, either (a) without structure change, by giving one or a few output slots to classes
 # the base never saw, or (b) with structure change, because the updated task has more classes and
 # the head grows. A codec sees two different things here: in (a) every tensor keeps its name and
@@ -23,7 +23,7 @@
 # one.
 #
 # The recipe trains one **base** on a subset of the classes (ci: digits 0–7 of scikit-learn's
-# digits; full: CIFAR-10 classes 0–7 from `$PAIRZOO_DATA`, or CIFAR-100's or ImageNet's by
+# digits {cite}`alpaydin1998optdigits`; full: CIFAR-10 {cite}`krizhevsky2009cifar` classes 0–7 from `$PAIRZOO_DATA`, or CIFAR-100's or ImageNet's by
 # `dataset`), then derives every updated model from it (a star). In the full profile the base is a
 # ResNet-50 whose every layer but the head starts from torchvision's ImageNet weights: transfer
 # from ImageNet to the new classes, as practised (CIFAR's images are seen at their 32×32 size).

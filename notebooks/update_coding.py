@@ -18,7 +18,8 @@
 # The call asks for *samples of compressed models*, with the compression method applied, and for
 # metrics that compare the original network with the reconstructed one. This recipe gives every
 # pair in the output folder those reference numbers, with the codec of the standard: Fraunhofer's
-# **NNCodec** (MPEG NNR / NNC, second edition, which adds incremental coding).
+# **NNCodec** {cite}`becking2023nncodec` (MPEG NNR / NNC {cite}`iso15938-17`, second edition, which adds
+# incremental coding).
 #
 # For each pair, the updated model is coded in three ways along a ladder of quantisation
 # parameters (QP; the step of weight tensors is $2^{\lfloor QP/4 \rfloor}(1 + (QP \bmod 4)/4)$,

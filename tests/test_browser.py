@@ -1,7 +1,12 @@
-"""The built book in a real headless Chromium: the catalog page, its figure, internal links."""
+"""The built book in a real headless Chromium, offline.
+
+The catalog page and its figure, internal links, rendered math, captioned figures, the recipes'
+notebooks to download; any request that would leave the machine fails the test.
+"""
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import threading
@@ -36,14 +41,88 @@ def site():
     server.shutdown()
 
 
+# Pages whose owner has yet to caption a figure: federated_rounds' figure metadata sits on the table
+# cell before its plotting cell. The test fails once the page needs no exception, so it is removed.
+AWAITING_CAPTION = {"notebooks/federated_rounds.html"}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LOCAL_SCHEMES = {"file", "data", "blob", "about"}
+
+
+def leaves_the_machine(url: str) -> bool:
+    parts = urlparse(url)
+    return parts.scheme not in LOCAL_SCHEMES and parts.hostname not in LOOPBACK
+
+
 @pytest.fixture(scope="module")
-def page():
+def outside():
+    """Every request the browser tried to send off the machine (each one aborted)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(outside):
     from playwright.sync_api import sync_playwright
+
+    def guard(route):
+        if leaves_the_machine(route.request.url):
+            outside.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser.new_page(viewport={"width": 1300, "height": 900})
+        context = browser.new_context(viewport={"width": 1300, "height": 900})
+        context.route("**/*", guard)
+        context.on("websocket", lambda socket: outside.append(socket.url))
+        yield context.new_page()
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def stays_on_the_machine(outside):
+    yield
+    leaked = sorted(set(outside))
+    outside.clear()
+    assert not leaked, f"requests that leave the machine: {leaked}"
+
+
+def typeset(page) -> None:
+    """Wait until MathJax, when the page loads it, has typeset the page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    if not page.locator("script[src*='mathjax']").count():
+        return
+    try:
+        page.wait_for_function("() => window.MathJax?.startup?.promise", timeout=15_000)
+    except PlaywrightTimeout:
+        return  # MathJax did not load: its formulas stay TeX, which unrendered_math reports
+    page.evaluate("() => MathJax.startup.promise")
+
+
+def unrendered_math(page) -> list[str]:
+    """Formulas still shown as TeX: math elements without MathJax output, or TeX delimiters."""
+    raw = page.locator(".math").evaluate_all(
+        "els => els.filter(e => !e.querySelector('mjx-container')).map(e => e.textContent)"
+    )
+    text = page.locator("main").evaluate(
+        "main => { const prose = main.cloneNode(true);"
+        " prose.querySelectorAll('pre, code, .highlight, mjx-container').forEach(e => e.remove());"
+        " return prose.textContent; }"
+    )
+    return raw + [marker for marker in ("\\(", "\\[") if marker in text]
+
+
+def uncaptioned_figures(page) -> list[str]:
+    """Output images not in a captioned figure, or whose alt text is not the caption."""
+    return page.locator("main .cell_output img").evaluate_all(
+        """els => els.filter(e => {
+            const caption = e.closest('figure')?.querySelector('figcaption');
+            const text = caption ? caption.textContent : '';
+            return !text.trim() || !e.alt || e.alt === e.getAttribute('src')
+                || !text.includes(e.alt.slice(0, 20));
+        }).map(e => e.getAttribute('src'))"""
+    )
 
 
 def test_catalog_page_shows_the_lineage_figure(site, page):
@@ -60,6 +139,7 @@ def test_catalog_page_shows_the_lineage_figure(site, page):
 def test_no_broken_internal_links(site, page):
     assert page.request.get(urljoin(site, "index.html")).ok  # a redirect page to the root
     seen, queue, broken = {urljoin(site, "index.html")}, [urljoin(site, "book/intro.html")], []
+    math, figures = [], []
     while queue:
         url = queue.pop()
         if url in seen:
@@ -69,6 +149,13 @@ def test_no_broken_internal_links(site, page):
         if response is None or not response.ok:
             broken.append(url)
             continue
+        typeset(page)
+        math.extend(f"{url}: {formula}" for formula in unrendered_math(page))
+        uncaptioned = uncaptioned_figures(page)
+        if url.removeprefix(site) in AWAITING_CAPTION:
+            assert uncaptioned, f"{url} has its captions now: remove it from AWAITING_CAPTION"
+        else:
+            figures.extend(f"{url}: {image}" for image in uncaptioned)
         hrefs = page.locator("a[href]").evaluate_all("els => els.map(e => e.href)")
         for href in hrefs:
             target = href.split("#")[0]
@@ -80,3 +167,26 @@ def test_no_broken_internal_links(site, page):
                 broken.append(target)
     assert not broken, broken
     assert any(url.endswith("notebooks/catalog.html") for url in seen)
+    assert any(url.endswith("book/references.html") for url in seen)
+    assert not math, math
+    assert not figures, figures
+
+
+def test_the_formula_is_typeset_by_the_mathjax_the_book_serves(site, page):
+    page.goto(urljoin(site, "notebooks/update_coding.html"))
+    sources = page.locator("script[src*='mathjax']").evaluate_all("els => els.map(e => e.src)")
+    assert sources and all(urlparse(src).netloc == urlparse(site).netloc for src in sources)
+    typeset(page)
+    assert not unrendered_math(page)
+    assert page.locator("main mjx-container").count() >= 2
+
+
+def test_a_recipe_page_offers_its_executed_notebook(site, page):
+    page.goto(urljoin(site, "notebooks/retraining.html"))
+    links = page.locator("a[href$='.ipynb']").evaluate_all("els => els.map(e => e.href)")
+    assert any(link.endswith("_sources/notebooks/retraining.ipynb") for link in links), links
+    notebook = json.loads(page.request.get(links[0]).body())
+    outputs = [o for cell in notebook["cells"] for o in cell.get("outputs", [])]
+    assert any("image/png" in output.get("data", {}) for output in outputs)
+    assert page.locator("a[href='https://github.com/pairzoo/pairzoo']").count() >= 1
+    assert page.locator("a[href*='github.com/pairzoo/pairzoo/issues']").count() >= 1
