@@ -27,9 +27,9 @@
 # | a client's update through a codec, as the server decoded it | client → server (uplink, coded) | `uplink-global-(r−1)` → `uplink-round-r-client-k` and → `uplink-global-r`, from a federation with a codec in the loop, each client model with the payload it was decoded from |
 #
 # The federation runs on [Flower](https://flower.ai)'s simulation engine: a `ServerApp` with
-# Flower's own `FedAvg` strategy (no hand-written averaging) and a `ClientApp`, each simulated
+# Flower's own `FedAvg` strategy {cite}`mcmahan2017fedavg` (no hand-written averaging) and a `ClientApp`, each simulated
 # client a Ray actor with one CPU. The clients hold **non-IID** shards of the training set: each
-# class is spread over the clients in Dirichlet-distributed shares, so every client sees a skewed
+# class is spread over the clients in Dirichlet-distributed shares {cite}`hsu2019noniid`, so every client sees a skewed
 # label mix. The global model starts from a **warm start**, a model trained centrally on a small
 # share of the data, as deployed federations often do.
 #
@@ -39,7 +39,7 @@
 # traces every `connect` of a simulation and accepts only loopback and Unix sockets.
 #
 # The second part runs the same federation with an **update codec in the loop**, the experiment of
-# the NNR contributors' federated work: every client codes its update against the round's global
+# the NNR {cite}`iso15938-17` contributors' federated work: every client codes its update against the round's global
 # model before sending it, the server decodes the payloads and averages what it decoded. Any codec
 # that plugs into `pairzoo evaluate` ({doc}`evaluate_codec`) runs here by name, with or without
 # error feedback; the page compares how much accuracy each byte sent buys over the rounds.
@@ -352,7 +352,7 @@ timings = writer.finish()
 # coded whole. The figure sets the global model's accuracy beside the size of each round's step,
 # and the line under it compares those steps with the clients' updates of `client_round`.
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-federated-rounds", "caption": "Left: the global model's top-1 accuracy on the test split after each round (round 0: the warm start). Right: the bytes of each round's global update coded by NNC's incremental mode at QP `qp`; dashed: the mean size of a client's update in `client_round`."}}
+# %% tags=["hide-input"]
 from pairzoo.record import manifest, view
 
 entries = manifest.load(writer.folder)
@@ -368,7 +368,7 @@ for pair in uncoded:
 table = table.drop(columns=["structure", "metric"])
 table.round(4)
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-federated-rounds", "caption": "Left: the global model's top-1 accuracy on the test split after each round (round 0: the warm start). Right: the bytes of each round's global update coded by NNC's incremental mode at QP `qp`; dashed: the mean size of a client's update in `client_round`."}}
 global_models = pd.DataFrame([row for row in rows if row["model"].startswith("global-")])
 step_bytes = {
     r: table.loc[f"federated_rounds/global-{r - 1}..global-{r}", "NNC incremental B"]

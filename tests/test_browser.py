@@ -41,9 +41,6 @@ def site():
     server.shutdown()
 
 
-# Pages whose owner has yet to caption a figure: federated_rounds' figure metadata sits on the table
-# cell before its plotting cell. The test fails once the page needs no exception, so it is removed.
-AWAITING_CAPTION = {"notebooks/federated_rounds.html"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 LOCAL_SCHEMES = {"file", "data", "blob", "about"}
 
@@ -151,11 +148,7 @@ def test_no_broken_internal_links(site, page):
             continue
         typeset(page)
         math.extend(f"{url}: {formula}" for formula in unrendered_math(page))
-        uncaptioned = uncaptioned_figures(page)
-        if url.removeprefix(site) in AWAITING_CAPTION:
-            assert uncaptioned, f"{url} has its captions now: remove it from AWAITING_CAPTION"
-        else:
-            figures.extend(f"{url}: {image}" for image in uncaptioned)
+        figures.extend(f"{url}: {image}" for image in uncaptioned_figures(page))
         hrefs = page.locator("a[href]").evaluate_all("els => els.map(e => e.href)")
         for href in hrefs:
             target = href.split("#")[0]

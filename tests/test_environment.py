@@ -86,6 +86,10 @@ def test_every_third_party_import_of_the_package_is_declared():
     assert not undeclared, "imported but not in pyproject.toml's dependencies or extras"
 
 
+# The project's fixed decision: these two are pinned exactly, everything else is a range.
+PINNED_EXACTLY = {"torch", "torchvision"}
+
+
 def test_pyproject_admits_the_locked_versions():
     lock = _lock()
     for group, requirements in _declared().items():
@@ -98,7 +102,8 @@ def test_pyproject_admits_the_locked_versions():
                 continue
             assert name in lock, f"{requirement} ({group or 'base'}) is not in the lock"
             assert requirement.specifier.contains(lock[name], prereleases=True), requirement
-            assert not any(s.operator == "==" for s in requirement.specifier), requirement
+            exact = any(s.operator == "==" for s in requirement.specifier)
+            assert exact == (name in PINNED_EXACTLY), requirement
 
 
 def test_environment_yml_installs_what_make_installs():
