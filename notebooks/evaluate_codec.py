@@ -46,6 +46,9 @@
 # pair = pairzoo.open("artifacts/ci").pair("retraining/base..epochs-1")  # or the .zip archive
 # base, updated = pair.base_tensors(), pair.updated_tensors()  # and pair.score(reconstruction)
 # ```
+#
+# The same codec also runs *inside* a federation, coding every client's update before it is sent:
+# {doc}`federated_rounds` (its parameter `uplinks` takes the codecs by the names used here).
 
 # %% tags=["parameters"]
 profile = "ci"  # which test set: artifacts/<profile>

@@ -3,6 +3,7 @@
 import copy
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from huggingface_hub import ModelCard
@@ -13,7 +14,7 @@ from pairzoo.coding.scoring import OnnxEvaluator
 from pairzoo.data.loading import load_by_id
 from pairzoo.data.sets import Subset
 from pairzoo.data.text import load_text, pydoc_topics, stdlib_source, train_tokenizer
-from pairzoo.export.exporters import load_tensors, stored_dtypes
+from pairzoo.export.exporters import SOURCE_METADATA, load_tensors, stored_dtypes
 from pairzoo.record import manifest, view
 from pairzoo.record.writer import PairMeasurement, PairWriter, Training
 from pairzoo.steps import language_models as lm
@@ -89,6 +90,8 @@ def test_folder_validates_and_onnx_matches_pytorch(lm_folder):
     entries = manifest.load(folder)
     for record in entries["models"].values():
         assert record["onnx"]["max_abs_diff"] <= 1e-5 * max(record["onnx"]["output_scale"], 10)
+        nodes = onnx.load(folder / record["files"]["onnx"]["path"]).graph.node
+        assert all(p.key != SOURCE_METADATA for n in nodes for p in n.metadata_props)  # no paths
 
 
 def test_adapter_adds_its_tensors_and_the_merged_delta_is_low_rank(lm_folder):

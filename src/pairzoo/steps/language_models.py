@@ -34,6 +34,7 @@ from pairzoo.export.exporters import (
     OnnxExport,
     Parity,
     cast_constants,
+    drop_source_paths,
 )
 from pairzoo.hf_env import peft, transformers
 from pairzoo.record.metrics import next_token_log_probs
@@ -354,6 +355,7 @@ class CausalLMExporter:
         for node in proto.graph.node:
             node.input[:] = [renames.get(name, name) for name in node.input]
         cast_constants(proto)
+        drop_source_paths(proto)
         return proto
 
     def to_proto(self, model: nn.Module) -> onnx.ModelProto:
