@@ -155,8 +155,8 @@ if pair_ids:
 # %% [markdown]
 # ## Every pair at its operating point
 #
-# Bytes a receiver needs, bits per parameter, the metric change, and the share of the full coding
-# that the incremental one needs. `zstd-delta-q` is zstd of the delta rounded to NNC's step at the
+# Bytes a receiver needs, the metric change (`metric` names the metric, `uncoded` is the uncoded
+# updated model's value), and the share of the full coding that the incremental one needs. `zstd-delta-q` is zstd of the delta rounded to NNC's step at the
 # incremental operating point's QP; `base Δ` is the metric change of sending nothing (the receiver
 # keeps the base), for scale; `weights moved` is the share of weight values that the update changes
 # by at least half of NNC's step at that QP.
@@ -188,7 +188,8 @@ for pair_id in pair_ids:
             "pair": pair_id,
             "relation": relation,
             "parameters": pair.parameters,
-            f"{pair.metric} uncoded": pair.reference,
+            "metric": pair.metric,
+            "uncoded": pair.reference,
             "base Δ": ladders[pair_id].base_change,
             "full QP": full_qp,
             "full bytes": full.size,
@@ -202,8 +203,16 @@ for pair_id in pair_ids:
             "zstd-delta-q bytes": at(pair_id, "zstd-delta-q", inc_qp)["bytes"],
         }
     )
-table = pd.DataFrame(table)
-table.set_index("pair").round(3) if not table.empty else print("(no pairs)")
+table = pd.DataFrame(table).set_index("pair") if table else pd.DataFrame()
+shown = ["relation", "metric", "uncoded", "full bytes", "incr. QP", "incr. bytes", "incr. Δ",
+         "incr. / full", "zstd-delta-q bytes"]  # fmt: skip
+table[shown].round(3) if not table.empty else print("(no pairs)")
+
+# %% [markdown]
+# Every column, for every pair (the QPs, `base Δ`, bits per parameter, weights moved):
+
+# %% tags=["hide-output"]
+table.round(3)
 
 # %% [markdown]
 # ## Rate and metric along the ladder
@@ -259,7 +268,7 @@ fig.tight_layout()
 def reading():
     if table.empty:
         return "No pairs were coded."
-    share = table.set_index("pair")["incr. / full"]
+    share = table["incr. / full"]
     lines = [
         f"- At the operating points, the incremental update needs between {share.min():.1%} "
         f"(`{share.idxmin()}`) and {share.max():.1%} (`{share.idxmax()}`) of the bytes of the "
@@ -291,7 +300,7 @@ def reading():
     )
     one_epoch = "retraining/base..epochs-1"
     if one_epoch in share.index:
-        hit = table.set_index("pair").loc[one_epoch]
+        hit = table.loc[one_epoch]
         verdict = (
             "meets" if hit["incr. / full"] <= 0.3 and -hit["incr. Δ"] <= tolerance else "misses"
         )
