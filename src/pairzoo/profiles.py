@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pairzoo.errors import PairzooError
+from pairzoo.script_figures import save_at_exit
 
 PROFILES = ("ci", "full")
 ARTIFACTS_ENV = "PAIRZOO_ARTIFACTS"
@@ -73,15 +74,18 @@ def artifacts_dir(profile: str, override: str | os.PathLike[str] | None = None) 
     """Output folder of a profile.
 
     `override` if given, else $PAIRZOO_ARTIFACTS/<profile>, else the project's
-    `artifacts/<profile>` (or `./artifacts/<profile>` outside the project).
+    `artifacts/<profile>` (or `./artifacts/<profile>` outside the project). A recipe run as a
+    script saves its figures there when it exits (`script_figures`).
     """
     pin_threads(profile)
     if override:
-        return Path(override).resolve()
-    if os.environ.get(ARTIFACTS_ENV):
-        return Path(os.environ[ARTIFACTS_ENV]).resolve() / profile
-    root = project_root() or Path.cwd()
-    return root / "artifacts" / profile
+        folder = Path(override).resolve()
+    elif os.environ.get(ARTIFACTS_ENV):
+        folder = Path(os.environ[ARTIFACTS_ENV]).resolve() / profile
+    else:
+        folder = (project_root() or Path.cwd()) / "artifacts" / profile
+    save_at_exit(folder)
+    return folder
 
 
 def data_dir(name: str, layout: str) -> Path:

@@ -15,8 +15,8 @@ from types import CodeType
 
 from pairzoo.errors import PairzooError
 from pairzoo.profiles import check_profile
+from pairzoo.script_figures import PARAMETERS_CELL, running
 
-PARAMETERS_CELL = re.compile(r"^# %%.*tags=\[[^\]]*\"parameters\"", re.MULTILINE)
 NEXT_CELL = re.compile(r"^# %%", re.MULTILINE)
 
 
@@ -91,4 +91,5 @@ def run_recipe(path: Path, parameters: Mapping[str, object]) -> None:
     except UnicodeDecodeError as exc:
         raise PairzooError(f"{path} is not UTF-8 text: {exc}") from None
     code = with_parameters(source, parameters, str(path))
-    exec(code, {"__name__": "__main__", "__file__": str(path)})
+    with running(path):
+        exec(code, {"__name__": "__main__", "__file__": str(path)})

@@ -31,6 +31,7 @@ HOUSEKEEPING = (
     "DESCRIPTION.md",
     "LICENCE-NOTICE.md",
     "cards/",
+    "figures/",  # a recipe run as a script saves its figures there (script_figures)
     "timings/",
 )
 
