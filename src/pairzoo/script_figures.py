@@ -83,5 +83,5 @@ def save_figures(target: Path) -> list[Path]:
     if saved:
         for old in set(target.glob("*.png")) - set(saved):
             old.unlink()
-        print(f"{len(saved)} figures saved in {target}")
+        print(f"{len(saved)} figure{'s' * (len(saved) != 1)} saved in {target}")
     return saved
