@@ -36,9 +36,8 @@ def in_kernel() -> bool:
     """Whether this process is a Jupyter kernel, whose figures are displayed as outputs."""
     if "ipykernel" not in sys.modules:
         return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)  # loaded by the kernel
+    shell = get_ipython() if get_ipython is not None else None
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
