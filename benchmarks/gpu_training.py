@@ -5,8 +5,9 @@
 
 The reference trains on one random batch kept on the device (channels_last, bf16 autocast on
 CUDA): the speed of the step alone. Pairzoo trains on JPEG files through its own input pipeline,
-timed over its second epoch (the first warms up cuDNN), once per place of decoding (nvJPEG on the
-GPU; DataLoader workers on the CPU); its input pipeline is also timed alone.
+timed over its second epoch (the first warms up cuDNN), once per share of each batch that
+DataLoader workers decode on the CPU (0: all by nvJPEG on the GPU; 1: all by the workers); its
+input pipeline is also timed alone.
 """
 
 import argparse
@@ -78,11 +79,11 @@ def pairzoo_files(model, paths: list[str], batch: int, size: int) -> float:
     return len(paths) / (ends[1] - ends[0])
 
 
-def feed_alone(paths: list[str], batch: int, size: int, here: torch.device) -> float:
+def feed_alone(paths: list[str], batch: int, size: int, here: torch.device, share: float) -> float:
     """Images per second of pairzoo's input pipeline alone: files read, decoded, transformed."""
     feed = device_input.JpegFeed(ImageFiles(paths, train=True, size=size),
                                  np.zeros(len(paths), dtype=np.int64), batch, here,
-                                 device_input.decoder())  # fmt: skip
+                                 share)  # fmt: skip
     order = torch.arange(len(paths))
     for _ in feed(order[: batch * 2]):  # starts the workers and nvJPEG
         pass
@@ -100,6 +101,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--images", type=int, default=20480, help="JPEG files per epoch")
     parser.add_argument("--side", type=int, default=500, help="JPEG width in pixels")
+    parser.add_argument("--shares", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0],
+                        help="shares of each batch decoded by CPU workers")  # fmt: skip
     args = parser.parse_args()
     size, batch, count, side, steps = 224, args.batch, args.images, args.side, 50
     if args.small:
@@ -111,17 +114,20 @@ def main() -> None:
         paths = jpegs(Path(folder), count, side)
         kilobytes = np.mean([Path(p).stat().st_size for p in paths]) / 1000
         plain = reference(torchvision.models.resnet50(), batch, size, steps, here)
-        for where, said in (("gpu", "on the GPU"), ("workers", "by CPU workers")):
-            os.environ["PAIRZOO_DECODE"] = where  # as pairzoo.train.loop reads it
-            rows[f"input pipeline alone, decoded {said}"] = feed_alone(paths, batch, size, here)
-            rows[f"pairzoo.train.loop on JPEG files, decoded {said}"] = pairzoo_files(
+        for share in args.shares:
+            os.environ["PAIRZOO_DECODE"] = str(share)  # as pairzoo.train.loop reads it
+            said = f"{share:.0%} decoded by CPU workers"
+            rows[f"input pipeline alone, {said}"] = feed_alone(paths, batch, size, here, share)
+            rows[f"pairzoo.train.loop on JPEG files, {said}"] = pairzoo_files(
                 torchvision.models.resnet50(), paths, batch, size
             )
+            print(f"{said}: {rows[f'pairzoo.train.loop on JPEG files, {said}']:.1f} img/s",
+                  flush=True)  # fmt: skip
     print(f"ResNet-50, {size} px, batch {batch}, on {name} with {os.cpu_count()} CPUs; "
           f"{count} JPEGs of {kilobytes:.0f} KB")  # fmt: skip
-    print(f"{'plain PyTorch step, data on the device':<52} {plain:>9.1f} img/s")
+    print(f"{'plain PyTorch step, data on the device':<62} {plain:>9.1f} img/s")
     for what, rate in rows.items():
-        print(f"{what:<52} {rate:>9.1f} img/s  ({rate / plain:.2f} of the plain step)")
+        print(f"{what:<62} {rate:>9.1f} img/s  ({rate / plain:.2f} of the plain step)")
     print("goal: pairzoo.train.loop on JPEG files at ≥ 0.80 of the plain step")
 
 

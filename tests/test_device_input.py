@@ -47,16 +47,30 @@ def test_decoding_in_workers_gives_the_pil_path_exactly(imagenet, monkeypatch):
     batches = list(feed(torch.arange(len(y))))
     assert np.array_equal(torch.cat([images for images, _ in batches]).numpy(), np.asarray(x))
     assert torch.cat([labels for _, labels in batches]).tolist() == y.tolist()
-    monkeypatch.setenv("PAIRZOO_DECODE", "cpu")
-    with pytest.raises(PairzooError, match="PAIRZOO_DECODE='cpu': choose one of"):
+
+
+def test_a_mixed_batch_is_decoded_both_ways_in_its_order(imagenet, monkeypatch):
+    x, y = imagenet.x_test, imagenet.y_test
+    monkeypatch.setenv("PAIRZOO_DECODE", "0.5")
+    feed = device_input.JpegFeed(x, y, 2, torch.device("cpu"), device_input.decoder())
+    images = torch.cat([images for images, _ in feed(torch.arange(len(y)))]).numpy()
+    assert np.array_equal(images[0::2], np.asarray(x)[0::2])  # libjpeg in the workers
+    levels = np.abs(images[1::2] - np.asarray(x)[1::2]) * LEVELS_PER_UNIT  # decode_images
+    assert 0 < levels.max() <= 1.0 + 1e-4
+
+
+@pytest.mark.parametrize("value", ["cpu", "1.5", "-0.1"])
+def test_an_unknown_place_of_decoding_is_refused(value, monkeypatch):
+    monkeypatch.setenv("PAIRZOO_DECODE", value)
+    with pytest.raises(PairzooError, match=f"PAIRZOO_DECODE='{value}': choose one of"):
         device_input.decoder()
 
 
-@pytest.mark.parametrize("where", device_input.DECODERS)
-def test_training_batches_are_augmented_crops_in_the_order_asked(imagenet, where):
+@pytest.mark.parametrize("cpu_share", [0.0, 0.4, 1.0])
+def test_training_batches_are_augmented_crops_in_the_order_asked(imagenet, cpu_share):
     x, y = imagenet.x_train, imagenet.y_train
     shuffled = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    feed = device_input.JpegFeed(x, y, 5, "cpu", where)
+    feed = device_input.JpegFeed(x, y, 5, "cpu", cpu_share)
     for order in (shuffled, shuffled.flip(0)):  # workers kept: each pass in its own order
         batches = list(feed(order))
         assert [len(labels) for _, labels in batches] == [5, 5, 2]

@@ -213,39 +213,31 @@ class _Pixels(Dataset):
         return self.geometry(pil_loader(self.paths[index]))
 
 
-class EncodedFiles(Dataset):
-    """(file bytes, label) pairs, for `decode_images` where the model runs.
+class SplitBatches(Dataset):
+    """Batches of files, indexed by lists: the first `cpu_share` decoded here, the rest as bytes.
 
-    Workers hand over plain bytes: one shared-memory tensor per file would cost a file descriptor.
+    Decoded by libjpeg and cropped with the geometry of `ImageFiles` to uint8 (a quarter of
+    float32's bytes to hand over; `normalise` where the model runs); the others' file bytes go to
+    `decode_images` there. Returns (uint8 images, bytes of the others, labels of all).
     """
 
-    def __init__(self, images: ImageFiles, labels: np.ndarray) -> None:
-        self.paths, self.labels = images.paths, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[bytes, int]:
-        return Path(self.paths[index]).read_bytes(), int(self.labels[index])
-
-
-class CroppedFiles(Dataset):
-    """(uint8 image, label) pairs decoded (libjpeg) and cropped by DataLoader workers.
-
-    The geometry of `ImageFiles` on uint8 pixels, a quarter of float32's bytes to hand over;
-    normalisation is left to where the model runs (`normalise`).
-    """
-
-    def __init__(self, images: ImageFiles, labels: np.ndarray) -> None:
-        self.paths, self.labels = images.paths, labels
+    def __init__(self, images: ImageFiles, labels: np.ndarray, cpu_share: float) -> None:
+        self.paths, self.labels, self.cpu_share = images.paths, labels, cpu_share
+        self.size = images.size
         self.geometry = v2.Compose(_geometry(images.train, images.size))
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = decode_jpeg(read_file(self.paths[index]), mode=ImageReadMode.RGB)
-        return self.geometry(image), int(self.labels[index])
+    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, list[bytes], torch.Tensor]:
+        here = round(self.cpu_share * len(indices))
+        decoded = [
+            self.geometry(decode_jpeg(read_file(self.paths[i]), mode=ImageReadMode.RGB))
+            for i in indices[:here]
+        ]
+        pixels = torch.stack(decoded) if decoded else torch.empty(0, 3, self.size, self.size)
+        encoded = [Path(self.paths[i]).read_bytes() for i in indices[here:]]
+        return pixels.to(torch.uint8), encoded, torch.tensor([int(self.labels[i]) for i in indices])
 
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:

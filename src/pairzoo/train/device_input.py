@@ -15,24 +15,14 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 from pairzoo import distributed
-from pairzoo.data.image_files import (
-    CroppedFiles,
-    EncodedFiles,
-    ImageFiles,
-    decode_images,
-    normalise,
-)
+from pairzoo.data.image_files import ImageFiles, SplitBatches, decode_images, normalise
 from pairzoo.errors import PairzooError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 _DONE = object()
-
-
-def _collate(items: list[tuple[bytes, int]]) -> tuple[list[bytes], torch.Tensor]:
-    return [data for data, _ in items], torch.tensor([label for _, label in items])
 
 
 def _encoded(files: list[bytes]) -> list[torch.Tensor]:
@@ -59,26 +49,33 @@ class _Order(Sampler[int]):
         return iter(self.indices)
 
 
-DECODERS = ("gpu", "workers")
+DECODERS = {"gpu": 0.0, "workers": 1.0}
 
 
-def decoder() -> str:
-    """Where JPEG files are decoded for a GPU: $PAIRZOO_DECODE, else "gpu" (nvJPEG).
+def decoder() -> float:
+    """The share of each batch that CPU workers decode for a GPU, the rest going to nvJPEG.
 
-    "workers": DataLoader workers decode and crop on the CPU (libjpeg), the GPU normalises.
+    $PAIRZOO_DECODE: "gpu" (0), "workers" (1) or a share between; by default "gpu".
     """
     where = os.environ.get("PAIRZOO_DECODE") or "gpu"
-    if where not in DECODERS:
-        raise PairzooError(f"PAIRZOO_DECODE={where!r}: choose one of {DECODERS}")
-    return where
+    try:
+        share = DECODERS[where] if where in DECODERS else float(where)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise PairzooError(
+            f"PAIRZOO_DECODE={where!r}: choose one of {sorted(DECODERS)} or a share from 0 to 1"
+        )
+    return share
 
 
 class JpegFeed:
     """Batches of JPEG files decoded and transformed for `device`, made one batch ahead.
 
-    DataLoader workers stay alive from one pass to the next. With the "gpu" decoder they read the
-    files' bytes, decoded and transformed on `device` as `ImageFiles` does on the CPU; with
-    "workers" they decode and crop (one worker per CPU but one) and `device` normalises.
+    In each batch, DataLoader workers decode and crop the first `cpu_share` of the images (libjpeg,
+    to uint8) and read the others' bytes, which nvJPEG decodes and `device` transforms as
+    `ImageFiles` does on the CPU; `device` normalises. Decoding both ways at once keeps the CPU
+    cores and the GPU's decoder busy. The workers stay alive from one pass to the next.
     """
 
     def __init__(
@@ -87,19 +84,18 @@ class JpegFeed:
         labels: np.ndarray,
         batch_size: int,
         device: torch.device | str,
-        where: str = "gpu",
+        cpu_share: float = 0.0,
     ) -> None:
-        self.files, self.device, self.where = files, torch.device(device), where
+        self.files, self.device = files, torch.device(device)
         self.order = _Order()
-        in_workers = where == "workers"
-        workers = distributed.workers(most=max(1, (os.cpu_count() or 2) - 1) if in_workers else 8)
+        most = max(1, (os.cpu_count() or 2) - 1) if cpu_share > 0 else 8
+        workers = distributed.workers(most=most)
         self.loader = DataLoader(
-            CroppedFiles(files, labels) if in_workers else EncodedFiles(files, labels),
-            batch_size=batch_size,
-            sampler=self.order,
+            SplitBatches(files, labels, cpu_share),
+            batch_size=None,
+            sampler=BatchSampler(self.order, batch_size, drop_last=False),
             num_workers=workers,
-            collate_fn=None if in_workers else _collate,
-            pin_memory=in_workers and self.device.type == "cuda",
+            pin_memory=cpu_share > 0 and self.device.type == "cuda",
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers else None,
         )
@@ -107,18 +103,16 @@ class JpegFeed:
     def __call__(self, indices: torch.Tensor) -> Iterator[Batch]:
         """(images, labels) at `indices`, in order."""
         self.order.indices = indices.tolist()
-        files, device = self.files, self.device
-        if self.where == "workers":
-            made = (
-                (normalise(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
-                for x, y in self.loader
-            )
-        else:
-            made = (
-                (decode_images(_encoded(data), files.train, files.size, device), y.to(device))
-                for data, y in self.loader
-            )
-        yield from prefetched(((_layout(x), y) for x, y in made), device)
+        yield from prefetched((self._made(*batch) for batch in self.loader), self.device)
+
+    def _made(self, pixels: torch.Tensor, encoded: list[bytes], labels: torch.Tensor) -> Batch:
+        device, files, parts = self.device, self.files, []
+        if len(pixels):
+            parts.append(normalise(pixels.to(device, non_blocking=True)))
+        if encoded:
+            parts.append(decode_images(_encoded(encoded), files.train, files.size, device))
+        images = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return _layout(images), labels.to(device, non_blocking=True)
 
 
 def prefetched(batches: Iterable[Batch], device: torch.device, depth: int = 2) -> Iterator[Batch]:
