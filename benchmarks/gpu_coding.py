@@ -6,12 +6,15 @@
 Per QP, as the update_coding recipe did when this was measured (`pairzoo.coding.qp_sweep`, now
 `pairzoo.bench.reference_ladder`): NNC of the full model, the base once, two updates
 (without and with TCA), each decoded, and every reconstruction scored in onnxruntime
-(`pairzoo.coding.scoring.providers()`: CUDA where onnxruntime-gpu is installed).
+(`pairzoo.coding.scoring.providers()`: CUDA where onnxruntime-gpu is installed). `--jobs N` codes
+N QPs at once in processes (NNC runs on one core): the wall-clock time of coding is printed beside
+the summed encoding and decoding times.
 """
 
 import argparse
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,12 +39,28 @@ def tiny() -> torch.nn.Module:
     )  # fmt: skip
 
 
+def code_qp(b: dict, u: dict, qp: int) -> list[codec.Coding]:
+    """NNC at `qp`: the full model, the base once, the update without and with TCA."""
+    settings = codec.NncSettings(qp)
+    start = time.perf_counter()
+    shared = codec.encode_base(b, u, settings)
+    base_seconds = time.perf_counter() - start
+    codings = [
+        codec.nnc_full(u, settings),
+        codec.nnc_update(b, u, settings, shared),
+        codec.nnc_update(b, u, replace(settings, tca=True), shared),
+    ]
+    codings[1] = replace(codings[1], encode_seconds=codings[1].encode_seconds + base_seconds)
+    return codings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--images", type=int, default=50000, help="validation JPEGs scored")
     parser.add_argument("--qps", type=int, nargs=3, default=[-26, -32, -38])
     parser.add_argument("--score-only", action="store_true", help="one score per QP, no NNC")
+    parser.add_argument("--jobs", type=int, default=1, help="QPs coded at once, in processes")
     args = parser.parse_args()
     size, count, side = (32, 16, 48) if args.small else (224, args.images, 500)
     torch.manual_seed(0)
@@ -64,16 +83,12 @@ def main() -> None:
         evaluate = OnnxEvaluator(onnx.path, data, "top1")
         evaluate()
         first = time.perf_counter() - start  # includes decoding the JPEGs once
-        for qp in [] if args.score_only else args.qps:
-            settings = codec.NncSettings(qp)
-            start = time.perf_counter()
-            shared = codec.encode_base(b, u, settings)
-            times["encode"] += time.perf_counter() - start
-            codings = [
-                codec.nnc_full(u, settings),
-                codec.nnc_update(b, u, settings, shared),
-                codec.nnc_update(b, u, replace(settings, tca=True), shared),
-            ]
+        start = time.perf_counter()
+        qps = [] if args.score_only else args.qps
+        with ProcessPoolExecutor(args.jobs) as pool:
+            coded = list(pool.map(code_qp, *zip(*[(b, u, qp) for qp in qps], strict=True)))
+        coding_wall = time.perf_counter() - start
+        for codings in coded:
             for coding in codings:
                 times["encode"] += coding.encode_seconds
                 times["decode"] += coding.decode_seconds
@@ -93,7 +108,10 @@ def main() -> None:
     print(f"{'first score (decodes the images once)':<40} {first:>8.1f} s")
     for phase, seconds in times.items():
         print(f"{phase:<40} {seconds:>8.1f} s")
-    print(f"{'total (goal ≤ 600 s)':<40} {first + sum(times.values()):>8.1f} s")
+    if not args.score_only:
+        print(f"{f'coding wall clock, {args.jobs} QPs at once':<40} {coding_wall:>8.1f} s")
+        total = first + coding_wall + times["score"]
+        print(f"{'total (goal ≤ 600 s)':<40} {total:>8.1f} s")
 
 
 if __name__ == "__main__":
