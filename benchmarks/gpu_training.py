@@ -79,6 +79,16 @@ def pairzoo_files(model, paths: list[str], batch: int, size: int) -> float:
     return len(paths) / (ends[1] - ends[0])
 
 
+def pairzoo_arrays(model, count: int, batch: int, size: int) -> float:
+    """Images per second of `pairzoo.train.loop.train` over its second epoch on in-memory arrays."""
+    x = np.random.default_rng(0).standard_normal((count, 3, size, size), dtype=np.float32)
+    ends: list[float] = []
+    config = TrainConfig(epochs=2, batch_size=batch, lr=0.01, schedule="constant")
+    train(model, x, np.arange(count) % 1000, config,
+          on_epoch=lambda epoch, _: ends.append(time.perf_counter()))  # fmt: skip
+    return count / (ends[1] - ends[0])
+
+
 def feed_alone(paths: list[str], batch: int, size: int, here: torch.device, share: float) -> float:
     """Images per second of pairzoo's input pipeline alone: files read, decoded, transformed."""
     feed = device_input.JpegFeed(ImageFiles(paths, train=True, size=size),
@@ -114,6 +124,9 @@ def main() -> None:
         paths = jpegs(Path(folder), count, side)
         kilobytes = np.mean([Path(p).stat().st_size for p in paths]) / 1000
         plain = reference(torchvision.models.resnet50(), batch, size, steps, here)
+        rows["pairzoo.train.loop on arrays in memory"] = pairzoo_arrays(
+            torchvision.models.resnet50(), min(count, 4096), batch, size
+        )
         for share in args.shares:
             os.environ["PAIRZOO_DECODE"] = str(share)  # as pairzoo.train.loop reads it
             said = f"{share:.0%} decoded by CPU workers"
