@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     formats: notebooks///py:percent,ipynb///ipynb
 #     text_representation:
 #       extension: .py
 #       format_name: percent

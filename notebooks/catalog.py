@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     formats: notebooks///py:percent,ipynb///ipynb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -45,7 +46,8 @@ from IPython.display import Markdown
 
 from pairzoo.profiles import artifacts_dir
 from pairzoo.record import manifest
-from pairzoo.views.catalog import description_md, lineage_figure, model_table, pair_table
+from pairzoo.views.catalog import description_md, model_table, pair_table
+from pairzoo.views.lineage import lineage_figure
 
 folder = artifacts_dir(profile, artifacts)
 entries = (
@@ -60,7 +62,7 @@ print(f"{folder}: {len(entries['models'])} models, {len(entries['pairs'])} pairs
 # call it stands for. A node with several outgoing edges is a shared base; a path of edges is a
 # chain, where an updated model is the next pair's base.
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-catalog-lineage", "caption": "The lineage of every model the recipes wrote: one node per model, one edge per pair from base to updated model, coloured by the case of the call the pair stands for."}}
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-catalog-lineage", "caption": "The lineage of every model the recipes wrote, a panel per recipe with its roots on top: one node per model, one edge per pair from base to updated model, coloured by the case of the call the pair stands for."}}
 fig = lineage_figure(entries)
 
 # %% [markdown]

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     formats: notebooks///py:percent,ipynb///ipynb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -243,12 +244,19 @@ timings = writer.finish()
 # compressed representation (logarithmic axis); the dashed line is the float model.
 
 # %% tags=["hide-input"] mystnb={"figure": {"name": "fig-compression-size", "caption": "Top-1 accuracy on the test set against the compressed size in bytes (log scale) of every model of the quantisation, sparsity and NNC ladders; dashed: the float model."}}
+from matplotlib.ticker import LogLocator, NullFormatter
+
 fig, ax = plt.subplots(figsize=(7, 4))
 for ladder, points in results.items():
     sizes, top1s = zip(*sorted(points), strict=True)
     ax.plot(sizes, top1s, marker="o", label=ladder)
 ax.axhline(float_top1, color="grey", linestyle="--", label=f"float ({float_bytes} B)")
 ax.set_xscale("log")
+low, high = ax.get_xlim()
+if sum(low <= tick <= high for tick in ax.get_xticks()) < 2:  # one power of ten in view
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 1, 2, 5 × 10^k
+ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
+ax.xaxis.set_major_formatter("{x:,.0f}")
 ax.set_xlabel("compressed size (bytes)")
 ax.set_ylabel("top-1 (%)")
 ax.legend()

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     formats: notebooks///py:percent,ipynb///ipynb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -222,6 +223,8 @@ table.round(3)
 # (log scale; lossless baselines as single points, the raw float32 model at 32 bits).
 
 # %% tags=["hide-input"] mystnb={"figure": {"name": "fig-coding-ladder", "caption": "Metric change (points) against bits per parameter (log scale) along the QP ladder, for every coding method, one panel per recipe and relation; the dashed line is the loss `tolerance` that picks the operating points."}}
+from matplotlib.ticker import LogLocator, NullFormatter
+
 styles = {
     "nnc-full": ("C0", "o-"),
     "nnc-incremental": ("C1", "s-"),
@@ -246,6 +249,11 @@ for ax, pair_id in zip(axes.flat, ordered, strict=False):
         ax.plot(curve["bits/param"], curve["Δ metric"], style, color=colour, label=method, ms=5)
     ax.axhline(-tolerance, color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    if sum(low <= tick <= high for tick in ax.get_xticks()) < 2:  # one power of ten in view
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 1, 2, 5 × 10^k
+    ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
+    ax.xaxis.set_major_formatter("{x:g}")
     ax.set_title(f"{pair_id}\n({zoo.pair(pair_id).relation})", fontsize=9)
     ax.set_xlabel("bits per parameter")
 for ax in axes.flat[len(ordered) :]:

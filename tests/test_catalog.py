@@ -10,7 +10,8 @@ from pairzoo.archive.validate import validate
 from pairzoo.cli import main
 from pairzoo.errors import PairzooError
 from pairzoo.record import manifest
-from pairzoo.views.catalog import description_md, lineage, model_card, pair_rows
+from pairzoo.views.catalog import description_md, model_card, pair_rows
+from pairzoo.views.lineage import lineage
 
 from .conftest import ROOT
 

@@ -1,17 +1,13 @@
-"""Views of a manifest: tables, the lineage graph, DESCRIPTION.md, model cards, licence notice."""
+"""Views of a manifest: tables, DESCRIPTION.md, model cards, licence notice."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-import matplotlib.pyplot as plt
-import networkx as nx
 import pandas as pd
 from huggingface_hub import ModelCard, ModelCardData
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
-from pairzoo.record.manifest import RELATIONS, schema
+from pairzoo.record.manifest import schema
 from pairzoo.views.report import recipe_entries
 
 
@@ -96,89 +92,6 @@ def pair_table(entries: dict, recipe: str | None = None) -> pd.DataFrame:
             table.loc[pair_id, f"{metric} base"] = value["base"]
             table.loc[pair_id, f"{metric} updated"] = value["updated"]
     return table
-
-
-def lineage(entries: dict) -> nx.DiGraph:
-    """Models as nodes, pairs as edges (base → updated) labelled with their relation."""
-    graph = nx.DiGraph()
-    for model_id, record in entries["models"].items():
-        graph.add_node(model_id, recipe=record["recipe"])
-    for pair_id, pair in entries["pairs"].items():
-        graph.add_edge(pair["base"], pair["updated"], relation=pair["relation"], pair=pair_id)
-    return graph
-
-
-def _positions(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
-    """Depth along x; each recipe a horizontal band, its models stacked within each depth."""
-    depth = {}
-    for node in nx.topological_sort(graph):
-        depth[node] = max((depth[p] + 1 for p in graph.predecessors(node)), default=0)
-    positions, top = {}, 0.0
-    by_recipe: dict[str, list[str]] = defaultdict(list)
-    for node in sorted(graph):
-        by_recipe[graph.nodes[node]["recipe"]].append(node)
-    for recipe in sorted(by_recipe):
-        columns: dict[int, int] = defaultdict(int)
-        for node in by_recipe[recipe]:
-            positions[node] = (float(depth[node]), -(top + columns[depth[node]]))
-            columns[depth[node]] += 1
-        top += max(columns.values()) + 1.0
-    return positions
-
-
-def lineage_figure(entries: dict) -> Figure:
-    """The lineage graph: shared bases and chains visible, edges coloured by relation."""
-    graph = lineage(entries)
-    positions = _positions(graph)
-    height = max(3.0, 0.35 * (1 - min((y for _, y in positions.values()), default=0)))
-    fig, ax = plt.subplots(figsize=(9, height))
-    relations = sorted({data["relation"] for *_, data in graph.edges(data=True)})
-    colours = {r: plt.cm.tab20(i % 20) for i, r in enumerate(relations)}
-    for relation in relations:
-        edges = [(u, v) for u, v, d in graph.edges(data=True) if d["relation"] == relation]
-        nx.draw_networkx_edges(
-            graph,
-            positions,
-            edgelist=edges,
-            edge_color=[colours[relation]],
-            ax=ax,
-            arrows=True,
-            arrowsize=10,
-            node_size=200,
-        )
-    nx.draw_networkx_nodes(graph, positions, ax=ax, node_size=200, node_color="#dddddd")
-    for node, (x, y) in positions.items():
-        ax.annotate(
-            node.split("/", 1)[-1],
-            (x, y),
-            xytext=(7, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=7,
-        )
-    tops: dict[str, float] = {}
-    for node, (_, y) in positions.items():
-        recipe = graph.nodes[node]["recipe"]
-        tops[recipe] = max(tops.get(recipe, y), y)
-    for recipe, y in tops.items():
-        ax.annotate(
-            recipe,
-            (0.0, y),
-            xytext=(-12, 0),
-            textcoords="offset points",
-            ha="right",
-            va="center",
-            fontsize=8,
-            fontweight="bold",
-        )
-    handles = [Line2D([], [], color=colours[r], label=f"{r}: {RELATIONS[r]}") for r in relations]
-    if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8)
-    ax.set_axis_off()
-    ax.margins(x=0.25, y=0.05)
-    ax.set_title("Lineage: every model a node, every pair an edge (base → updated)")
-    fig.tight_layout()
-    return fig
 
 
 def _by_recipe(entries: dict, kind: str) -> dict[str, dict[str, dict]]:
