@@ -145,7 +145,8 @@ def train_lm(
                 shown.update()
                 if on_step is not None and step % every == 0:
                     model.eval()
-                    on_step(step, model if here.type == "cpu" else copy.deepcopy(model).cpu())
+                    with shown.external_write_mode(nolock=True):  # its prints go above the bar
+                        on_step(step, model if here.type == "cpu" else copy.deepcopy(model).cpu())
                     model.train()
     finally:
         shown.close()

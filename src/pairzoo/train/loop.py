@@ -164,7 +164,8 @@ def train(
                 losses.append(total / count)
                 shown.set_postfix_str(f"epoch {epoch}/{config.epochs}, loss {losses[-1]:.4g}")
             if on_epoch is not None:
-                on_epoch(epoch, model if here.type == "cpu" else copy.deepcopy(model).cpu())
+                with shown.external_write_mode(nolock=True):  # its prints go above the bar
+                    on_epoch(epoch, model if here.type == "cpu" else copy.deepcopy(model).cpu())
     finally:
         shown.close()
         model.cpu().to(memory_format=torch.contiguous_format)
