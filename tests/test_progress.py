@@ -1,15 +1,17 @@
-"""Progress: a bar on a terminal (rank 0), nothing elsewhere, and no change to what is trained."""
+"""Progress: a bar on a terminal (rank 0), none elsewhere; what is trained or coded is the same."""
 
 import io
 import sys
 
 import torch
 
-from pairzoo import progress
+from pairzoo import evaluate, progress
 from pairzoo.data.sets import draw
 from pairzoo.models.build import build_model
 from pairzoo.train.config import TrainConfig
 from pairzoo.train.loop import train
+
+from . import sample_codecs
 
 
 class Terminal(io.StringIO):
@@ -54,3 +56,16 @@ def test_training_with_a_bar_gives_the_same_losses_and_weights(digits, monkeypat
     assert quiet[0] == shown[0]
     assert quiet[1].keys() == shown[1].keys()
     assert all(torch.equal(quiet[1][name], shown[1][name]) for name in quiet[1])
+
+
+def test_evaluate_shows_a_bar_on_a_terminal_and_a_line_per_pair_elsewhere(
+    built_folder, monkeypatch, capsys
+):
+    evaluate(sample_codecs.Exact(), built_folder)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ")[0] for line in lines] == ["[1/2]", "[2/2]"]
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    evaluate(sample_codecs.Exact(), built_folder)
+    assert "code: 100%" in terminal.getvalue() and "2/2" in terminal.getvalue()
+    assert capsys.readouterr().out == ""
