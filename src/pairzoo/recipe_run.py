@@ -2,7 +2,8 @@
 
 The recipe's code runs unchanged, with one assignment per parameter added after its cell tagged
 `parameters`; this works under `torchrun` as well as plain python. The assignments are inserted
-into the parsed code, so every line of a traceback keeps the recipe's own line number.
+into the parsed code, so every line of a traceback keeps the recipe's own line number. The run
+ends with one line (`summary`): the recipe's models and pairs, where they are, the time it took.
 """
 
 from __future__ import annotations
