@@ -1,4 +1,4 @@
-"""The command line: --version, --profile on either side, pipes, and what `list` prints."""
+"""The command line: --version, --profile on either side, pipes, `list`, and `run`'s last line."""
 
 import csv
 import io
@@ -15,6 +15,7 @@ from pairzoo.cli import main
 from pairzoo.data.sets import draw, unit_pixels
 from pairzoo.export.exporters import OnnxExporter
 from pairzoo.models.build import build_model
+from pairzoo.recipe_run import summary
 from pairzoo.record.metrics import psnr
 from pairzoo.record.writer import PairWriter, Training
 from pairzoo.train.config import TrainConfig
@@ -198,3 +199,27 @@ def test_run_reads_a_list_where_papermill_p_reads_text_and_y_a_list(tmp_path, ca
             "".join(c["source"]) for c in cells if "injected-parameters" in c["metadata"]["tags"]
         ]
     assert [source.splitlines()[-1] for source in injected] == ['bits = "[3, 5]"', "bits = [3, 5]"]
+
+
+QUIET_RECIPE = """# %% tags=["parameters"]
+profile = "ci"
+artifacts = ""
+"""
+
+
+def test_run_ends_with_the_recipes_models_pairs_folder_and_time(folder_copy, tmp_path, capsys):
+    recipe = tmp_path / "unit.py"  # the recipe that wrote `built_folder`
+    recipe.write_text(QUIET_RECIPE)
+    assert main(["run", str(recipe), "-p", "artifacts", str(folder_copy)]) == 0
+    written = capsys.readouterr()
+    assert written.out == ""
+    assert re.fullmatch(
+        rf"unit: 3 models, 2 pairs written to {re.escape(str(folder_copy))} in \d+ s\n", written.err
+    )
+    (tmp_path / "other.py").write_text(QUIET_RECIPE)
+    assert main(["run", str(tmp_path / "other.py"), "-p", "artifacts", str(folder_copy)]) == 0
+    assert re.fullmatch(
+        rf"other: done in \d+ s; output in {re.escape(str(folder_copy))}\n", capsys.readouterr().err
+    )
+    assert summary("other", {}, 65.4) == "other: done in 1 min 5 s"
+    assert summary("other", {}, 7290) == "other: done in 2 h 1 min"

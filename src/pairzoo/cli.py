@@ -7,12 +7,13 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from pairzoo import __version__
 from pairzoo.errors import PairzooError
 from pairzoo.profiles import PROFILES, artifacts_dir
-from pairzoo.recipe_run import parse_value, run_recipe
+from pairzoo.recipe_run import parse_value, run_recipe, summary
 from pairzoo.record import manifest
 
 
@@ -109,8 +110,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pairzoo import distributed
+
     parameters = {name: parse_value(value) for name, value in args.parameter}
-    run_recipe(Path(args.recipe), parameters)
+    recipe, start = Path(args.recipe), time.perf_counter()
+    namespace = run_recipe(recipe, parameters)
+    if distributed.rank() == 0:  # under torchrun, the process that wrote the output
+        print(summary(recipe.stem, namespace, time.perf_counter() - start), file=sys.stderr)
     return 0
 
 

@@ -13,7 +13,6 @@ import itertools
 import json
 import math
 import multiprocessing
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pairzoo import distributed, progress
 from pairzoo.bench import plugin, results
 from pairzoo.bench.testset import BenchPair, TestSet, reconstruction_problem
 from pairzoo.bench.testset import open as open_set
@@ -230,11 +230,9 @@ class _Progress:
     def __init__(self, total: int, enabled: bool):
         self.total, self.done = total, 0
         self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="pair", file=sys.stderr)
-        self.plain = enabled and self.bar is None
+        if enabled and progress.interactive():
+            self.bar = progress.bar(total, "code", "pair")
+        self.plain = enabled and self.bar is None and distributed.rank() == 0
 
     def update(self, pair_id: str, rows: list[dict]) -> None:
         self.done += 1

@@ -23,7 +23,7 @@ from onnx import numpy_helper
 from safetensors.torch import save_file
 from torch import nn
 
-from pairzoo import distributed
+from pairzoo import distributed, progress
 from pairzoo.atomic import atomic_path, commit
 from pairzoo.data.text import TextData
 from pairzoo.errors import PairzooError
@@ -125,6 +125,7 @@ def train_lm(
     data = torch.from_numpy(windows)
     processes = distributed.world_size()
     batches: list[torch.Tensor] = []
+    shown = progress.bar(config.steps, "train", "step")  # no loss: reading it would sync per step
     try:
         net = parallel(model.to(here), here)
         model.train()
@@ -141,11 +142,14 @@ def train_lm(
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
+                shown.update()
                 if on_step is not None and step % every == 0:
                     model.eval()
-                    on_step(step, model if here.type == "cpu" else copy.deepcopy(model).cpu())
+                    with shown.external_write_mode(nolock=True):  # its prints go above the bar
+                        on_step(step, model if here.type == "cpu" else copy.deepcopy(model).cpu())
                     model.train()
     finally:
+        shown.close()
         model.cpu()
     return model.eval()
 

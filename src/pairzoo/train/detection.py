@@ -15,7 +15,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from pairzoo import distributed
+from pairzoo import distributed, progress
 from pairzoo.data.detection import DetectionData, Sample
 from pairzoo.errors import PairzooError
 from pairzoo.models.build import DigitsCNN
@@ -174,6 +174,7 @@ def train_detector(
     here = distributed.setup()
     scaler = distributed.grad_scaler(here)
     net = parallel(detector.to(here), here)
+    shown = progress.bar(config.steps, "train detector", "step")
     try:
         with timed("train"):
             _train_mode(detector)
@@ -194,9 +195,12 @@ def train_detector(
                 if (step + 1) % max(1, config.steps // 10) == 0 or step + 1 == config.steps:
                     losses.append(float(np.mean(chunk)))
                     chunk = []
+                    shown.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
+                shown.update()
             distributed.share_buffers(detector)
             detector.eval()
     finally:
+        shown.close()
         detector.cpu()
     return losses
 

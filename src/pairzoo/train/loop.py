@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
-from pairzoo import distributed
+from pairzoo import distributed, progress
 from pairzoo.data.image_files import ImageFiles
 from pairzoo.errors import PairzooError
 from pairzoo.timing import timed
@@ -101,6 +101,12 @@ def _shard(order: torch.Tensor) -> torch.Tensor:
     return torch.cat([order, order[: padded - len(order)]])[distributed.rank() :: size]
 
 
+def _steps(count: int, batch_size: int) -> int:
+    """Batches per epoch in each process, for `count` examples shared among the processes."""
+    share = -(-count // distributed.world_size())
+    return -(-share // batch_size)
+
+
 def train(
     model: nn.Module,
     x: np.ndarray | ImageFiles,
@@ -116,6 +122,7 @@ def train(
     `on_epoch(epoch, model)` runs after every epoch (1-based), e.g. to keep snapshots. Training
     runs on the GPU when there is one (mixed precision), under torchrun on every process's GPU
     (DistributedDataParallel, `batch_size` images per process); the model ends on the CPU.
+    On a terminal a bar counts the batches and shows each epoch's loss (`pairzoo.progress`).
     """
     if len(x) == 0:
         raise PairzooError("cannot train on an empty training set")
@@ -129,6 +136,7 @@ def train(
     loss_fn = LOSSES[config.loss]()
     losses: list[float] = []
     frozen = [p for n, p in model.named_parameters() if not n.startswith(config.trainable)]
+    shown = progress.bar(config.epochs * _steps(len(y), config.batch_size), "train", "batch")
     try:
         for param in frozen:
             param.requires_grad_(False)
@@ -148,14 +156,18 @@ def train(
                     scaler.step(optimizer)
                     scaler.update()
                     total += loss.detach().double() * len(targets)  # no sync per step
+                    shown.update()
                 schedule.step()
                 distributed.share_buffers(model)
                 model.eval()
                 total, count = distributed.all_sum([total.item(), float(len(order))])
                 losses.append(total / count)
+                shown.set_postfix_str(f"epoch {epoch}/{config.epochs}, loss {losses[-1]:.4g}")
             if on_epoch is not None:
-                on_epoch(epoch, model if here.type == "cpu" else copy.deepcopy(model).cpu())
+                with shown.external_write_mode(nolock=True):  # its prints go above the bar
+                    on_epoch(epoch, model if here.type == "cpu" else copy.deepcopy(model).cpu())
     finally:
+        shown.close()
         model.cpu().to(memory_format=torch.contiguous_format)
         for param in frozen:
             param.requires_grad_(True)
