@@ -13,7 +13,7 @@ import numpy as np
 from pairzoo import distributed
 from pairzoo.atomic import write_text
 from pairzoo.data.detection import DetectionData
-from pairzoo.data.sets import ImageData, Subset
+from pairzoo.data.sets import DatasetInfo, ImageData, Subset
 from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import (
     Exporter,
@@ -24,8 +24,8 @@ from pairzoo.export.exporters import (
 )
 from pairzoo.models.pretrained import Pretrained
 from pairzoo.profiles import artifacts_dir
-from pairzoo.record import manifest
-from pairzoo.record.metrics import METRICS, definitions
+from pairzoo.record.declarations import Declarations, Relation
+from pairzoo.record.metrics import Metric, definitions
 from pairzoo.record.staged_output import StagedOutput
 from pairzoo.record.stats import (
     PairStats,
@@ -66,12 +66,6 @@ class Training:
         return cls(config=config, subset=data.subset, start=start)
 
 
-def _check_metrics(names: Iterable[str]) -> None:
-    unknown = set(names) - set(METRICS)
-    if unknown:
-        raise PairzooError(f"undefined metrics {sorted(unknown)}: define them in record.metrics")
-
-
 @dataclass(frozen=True)
 class PairMeasurement:
     """A metric measured on both models of a pair, on the test images of `classes` (None: all)."""
@@ -90,6 +84,8 @@ class PairWriter:
     Under torchrun only rank 0 writes the folder; the others write a scratch copy they delete.
     `architecture` is the recipe's (a model's own where it names one); `pretrained` are the
     published weights every model of the writer's data without a parent in the set started from.
+    `relations` are those its pairs have (default: any built-in one), a `Relation` for each of the
+    recipe's own; `metrics` and `datasets` are its own. All are checked before anything is written.
     """
 
     def __init__(
@@ -102,7 +98,11 @@ class PairWriter:
         *,
         architecture: str | None = None,
         pretrained: Pretrained | None = None,
+        relations: Iterable[str | Relation] | None = None,
+        metrics: Mapping[str, Metric] | None = None,
+        datasets: Sequence[DatasetInfo] = (),
     ) -> None:
+        self.declared = Declarations.of(relations, metrics, datasets)
         self.recipe = recipe
         self.profile = profile
         self.data = data
@@ -111,7 +111,13 @@ class PairWriter:
         self.folder = distributed.output_folder(artifacts_dir(profile, folder))
         self.output = StagedOutput(self.folder, recipe, profile)
         self.exporter = OnnxExporter(data.x_test[:parity_batch])
-        self.entries: dict = {"datasets": {}, "metrics": definitions(), "models": {}, "pairs": {}}
+        own = {k: m.record() for k, m in self.declared.metrics.items()}
+        self.entries: dict = {
+            "datasets": {},
+            "metrics": {**definitions(), **own},
+            "models": {},
+            "pairs": {},
+        }
         self._enter_dataset(data)
 
     def model_id(self, name: str) -> str:
@@ -132,6 +138,7 @@ class PairWriter:
         `exporter` defaults to the writer's PyTorch exporter; `details` are `record_model`'s
         keywords (training, metrics, architecture, description, classes, extra, data, …).
         """
+        self._check_metrics(details.get("metrics", {}))
         return self.record_model(
             name, (exporter or self.exporter).save(model, self.path_stem(name)), **details
         )
@@ -161,7 +168,7 @@ class PairWriter:
         architecture = architecture or self.architecture
         if architecture is None:
             raise PairzooError(f"model {name!r}: name its architecture (or the writer's)")
-        _check_metrics(metrics)
+        self._check_metrics(metrics)
         classes = list(classes if classes is not None else data.classes)
         split: dict = {"dataset": data.info.id, "split": "test"}
         if test_classes is not None:
@@ -213,7 +220,8 @@ class PairWriter:
         }
         self._enter_dataset(data)
         self.entries["models"][self.model_id(name)] = record
-        print(_summary(name, metrics, split, files.onnx.max_abs_diff))
+        units = {k: self.declared.known_metrics()[k].unit for k in metrics}
+        print(_summary(name, metrics, units, split, files.onnx.max_abs_diff))
         return record
 
     def _enter_dataset(self, data: ImageData | DetectionData | TextData) -> None:
@@ -258,9 +266,9 @@ class PairWriter:
         per axis) that continues the base tensor; its change statistics are recorded with it.
         `metrics` are measured on both models, e.g. accuracy on the classes the base knew.
         """
-        if relation not in manifest.RELATIONS:
+        if relation not in self.declared.relations:
             raise PairzooError(
-                f"unknown relation {relation!r}: choose one of {list(manifest.RELATIONS)}"
+                f"unknown relation {relation!r}: this writer's are {list(self.declared.relations)}"
             )
         base_id, updated_id = self.model_id(base), self.model_id(updated)
         known = self.entries["models"]
@@ -283,7 +291,7 @@ class PairWriter:
                 base_tensors = renamed(base_tensors, tensor_map)
             stats = pair_stats(base_tensors, updated_tensors)
             blocks = self._correspondence(stats, base_tensors, updated_tensors, correspondence)
-        _check_metrics(metrics or {})
+        self._check_metrics(metrics or {})
         measured = {
             name: {
                 "base": m.base,
@@ -300,7 +308,7 @@ class PairWriter:
             "base": base_id,
             "updated": updated_id,
             "relation": relation,
-            "use_case": manifest.RELATIONS[relation],
+            "use_case": self.declared.relations[relation],
             "series": series,
             "description": description,
             "structure_change": stats.structure.record(),
@@ -310,6 +318,14 @@ class PairWriter:
             **({"metrics": measured} if measured else {}),
         }
         return stats
+
+    def _check_metrics(self, names: Iterable[str]) -> None:
+        unknown = sorted(set(names) - set(self.declared.known_metrics()))
+        if unknown:
+            known = ", ".join(self.declared.known_metrics())
+            raise PairzooError(
+                f"unknown metrics {unknown}: neither built-in nor declared; known are {known}"
+            )
 
     @staticmethod
     def _correspondence(
@@ -350,6 +366,12 @@ class PairWriter:
             entries[kind].update(self.entries[kind])
         entries["datasets"].update(self.entries["datasets"])
         entries["metrics"].update(self.entries["metrics"])
+        declared = entries.setdefault("declared", {})
+        declared.pop(self.recipe, None)
+        if self.declared.record():
+            declared[self.recipe] = self.declared.record()
+        if not declared:
+            del entries["declared"]
         entries.setdefault("finished", {})[self.recipe] = {
             "models": sorted(self.entries["models"]),
             "pairs": sorted(self.entries["pairs"]),
@@ -357,9 +379,11 @@ class PairWriter:
         }
 
 
-def _summary(name: str, metrics: Mapping[str, float], split: Mapping, parity: float) -> str:
+def _summary(
+    name: str, metrics: Mapping[str, float], units: Mapping[str, str], split: Mapping, parity: float
+) -> str:
     """One line per model: its metrics, on which test images, and its ONNX parity."""
-    values = ", ".join(f"{k} {v:.4g}{_unit(METRICS[k].unit)}" for k, v in metrics.items())
+    values = ", ".join(f"{k} {v:.4g}{_unit(units[k])}" for k, v in metrics.items())
     classes = f" ({', '.join(split['classes'])})" if "classes" in split else ""
     where = f"{split['dataset']} test{classes}"
     return f"{name:>20}: {values or 'no metrics'} on {where}; ONNX Δ {parity:.1e}"
