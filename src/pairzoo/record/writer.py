@@ -268,7 +268,8 @@ class PairWriter:
         """
         if relation not in self.declared.relations:
             raise PairzooError(
-                f"unknown relation {relation!r}: this writer's are {list(self.declared.relations)}"
+                f"unknown relation {relation!r}: this writer's are {list(self.declared.relations)} "
+                "(a recipe declares its own: PairWriter(relations=[Relation(name, description)]))"
             )
         base_id, updated_id = self.model_id(base), self.model_id(updated)
         known = self.entries["models"]
