@@ -5,14 +5,18 @@ from pathlib import Path
 
 import pytest
 
+from pairzoo.archive.validate import validate
 from pairzoo.atomic import atomic_path
 from pairzoo.data.sets import Subset, draw, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.models.build import build_model
 from pairzoo.models.pretrained import Pretrained
 from pairzoo.record import manifest
+from pairzoo.record.declarations import Relation
+from pairzoo.record.metrics import Metric
 from pairzoo.record.writer import PairWriter, Training
 from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy
 
 
 def test_written_manifest_satisfies_schema_and_round_trips(built_folder):
@@ -105,3 +109,49 @@ def test_a_model_without_parent_gets_the_writers_pretrained_weights(digits, tmp_
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0].strip() for line in lines] == ["root", "child"]
     assert "top1 50%" in lines[0]
+
+
+def test_the_writer_refuses_unknown_and_colliding_names_before_it_writes(digits, tmp_path):
+    folder = tmp_path / "ci"
+    refused = {
+        "unknown relation 'lora-finetune': neither built-in nor declared; known are more-data, ": {
+            "relations": ["lora-finetune"]
+        },
+        "relation 'more-data' is built-in": {"relations": [Relation("more-data", "other text")]},
+        "describe it in one line": {"relations": [Relation("mine", "two\nlines")]},
+        "metric 'top1' is built-in": {"metrics": {"top1": Metric("t", "d", "%", True)}},
+        f"dataset {digits.info.id!r} is built-in": {"datasets": [digits.info]},
+    }
+    for message, declared in refused.items():
+        with pytest.raises(PairzooError, match=re.escape(message)):
+            PairWriter("own", "ci", digits, folder, architecture="digits-cnn", **declared)
+    assert not folder.exists()
+    same = Relation("more-data", manifest.RELATIONS["more-data"])
+    assert PairWriter("own", "ci", digits, folder, relations=[same]).declared.record() == {}
+
+
+def test_declared_names_are_entered_and_validated_and_unknown_ones_write_nothing(digits, tmp_path):
+    mine = Metric("my score", "a score of my own", "", True)
+    relations = ["more-data", Relation("my-relation", "my own relation")]
+    writer = PairWriter("own", "ci", digits, tmp_path, architecture="digits-cnn",
+                        relations=relations, metrics={"my-score": mine})  # fmt: skip
+    model = build_model("digits-cnn", 10, 1, 0)
+    training = Training.of(draw(digits, 0.2, 0), TrainConfig(epochs=0, seed=0))
+    with pytest.raises(PairzooError, match=re.escape("unknown metrics ['other']")):
+        writer.add_model("base", model, training=training, metrics={"other": 1.0})
+    assert list(writer.output.stage.iterdir()) == []
+    metrics = {"top1": accuracy(model, digits.x_test, digits.y_test), "my-score": 1.0}
+    for name in ("base", "updated"):
+        writer.add_model(name, model, training=training, metrics=metrics)
+    with pytest.raises(PairzooError, match="'lora-adapter': this writer's are"):
+        writer.add_pair("base", "updated", "lora-adapter")
+    writer.add_pair("base", "updated", "my-relation")
+    writer.finish()
+    entries = manifest.load(tmp_path)
+    own = {"relations": {"my-relation": "my own relation"}, "metrics": ["my-score"]}
+    assert entries["declared"] == {"own": own}
+    assert entries["metrics"]["my-score"] == mine.record()
+    assert entries["pairs"]["own/base..updated"]["use_case"] == "my own relation"
+    assert validate(tmp_path) == []
+    PairWriter("own", "ci", digits, tmp_path).finish()  # a rerun without declarations
+    assert "declared" not in manifest.load(tmp_path)
