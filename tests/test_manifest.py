@@ -155,3 +155,11 @@ def test_declared_names_are_entered_and_validated_and_unknown_ones_write_nothing
     assert validate(tmp_path) == []
     PairWriter("own", "ci", digits, tmp_path).finish()  # a rerun without declarations
     assert "declared" not in manifest.load(tmp_path)
+
+
+def test_a_name_another_recipe_declared_otherwise_is_refused(digits, tmp_path):
+    PairWriter("first", "ci", digits, tmp_path, relations=[Relation("mine", "one thing")]).finish()
+    with pytest.raises(PairzooError, match="relation 'mine' is declared by first as 'one thing'"):
+        PairWriter("second", "ci", digits, tmp_path, relations=[Relation("mine", "another")])
+    PairWriter("second", "ci", digits, tmp_path, relations=[Relation("mine", "one thing")]).finish()
+    assert set(manifest.load(tmp_path)["declared"]) == {"first", "second"}

@@ -159,3 +159,18 @@ def problems(entries: dict) -> list[str]:
         elif pair["use_case"] != relations[relation]:
             found.append(f"pair {pair_id}: use case is not the description of {relation!r}")
     return found
+
+
+def clashes(entries: dict, recipe: str, own: Declarations) -> list[str]:
+    """The names `own` declares that another recipe of the folder declared otherwise."""
+    found = []
+    for other, theirs in sorted(entries.get("declared", {}).items()):
+        if other == recipe:
+            continue
+        for name, description in sorted(theirs.get("relations", {}).items()):
+            if own.relations.get(name, description) != description:
+                found.append(f"relation {name!r} is declared by {other} as {description!r}")
+        for metric in theirs.get("metrics", []):
+            if metric in own.metrics and own.metrics[metric].record() != entries["metrics"][metric]:
+                found.append(f"metric {metric!r} is declared by {other}, defined otherwise")
+    return found

@@ -24,7 +24,8 @@ from pairzoo.export.exporters import (
 )
 from pairzoo.models.pretrained import Pretrained
 from pairzoo.profiles import artifacts_dir
-from pairzoo.record.declarations import Declarations, Relation
+from pairzoo.record import manifest
+from pairzoo.record.declarations import Declarations, Relation, clashes
 from pairzoo.record.metrics import Metric, definitions
 from pairzoo.record.staged_output import StagedOutput
 from pairzoo.record.stats import (
@@ -109,6 +110,8 @@ class PairWriter:
         self.architecture = architecture
         self.pretrained = pretrained
         self.folder = distributed.output_folder(artifacts_dir(profile, folder))
+        if self.declared.record() and (self.folder / manifest.MANIFEST).exists():
+            self._check_clashes(manifest.load(self.folder))  # before anything is written
         self.output = StagedOutput(self.folder, recipe, profile)
         self.exporter = OnnxExporter(data.x_test[:parity_batch])
         own = {k: m.record() for k, m in self.declared.metrics.items()}
@@ -359,8 +362,14 @@ class PairWriter:
         write_text(self.folder / "timings" / f"{self.recipe}.json", json.dumps(seconds, indent=2))
         return seconds
 
+    def _check_clashes(self, entries: dict) -> None:
+        found = clashes(entries, self.recipe, self.declared)
+        if found:
+            raise PairzooError(f"{self.recipe}: {found[0]}; declare yours under another name")
+
     def _enter(self, entries: dict) -> None:
         """Replace the recipe's previous entries in `entries` with this run's."""
+        self._check_clashes(entries)
         for kind in ("models", "pairs"):
             for key in [k for k, v in entries[kind].items() if v["recipe"] == self.recipe]:
                 del entries[kind][key]
