@@ -1,11 +1,12 @@
 import json
 import multiprocessing
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from pairzoo.archive.validate import validate
+from pairzoo.archive.validate import check, validate
 from pairzoo.atomic import atomic_path
 from pairzoo.data.sets import Subset, draw, select_classes
 from pairzoo.errors import PairzooError
@@ -163,3 +164,26 @@ def test_a_name_another_recipe_declared_otherwise_is_refused(digits, tmp_path):
         PairWriter("second", "ci", digits, tmp_path, relations=[Relation("mine", "another")])
     PairWriter("second", "ci", digits, tmp_path, relations=[Relation("mine", "one thing")]).finish()
     assert set(manifest.load(tmp_path)["declared"]) == {"first", "second"}
+
+
+def test_a_declared_dataset_is_recorded_and_an_undeclared_one_refused(digits, tmp_path):
+    mine = replace(digits, info=replace(digits.info, id="my-digits", name="my digits"))
+    other = replace(digits, info=replace(digits.info, id="other-digits"))
+    with pytest.raises(PairzooError, match="unknown dataset 'other-digits': neither built-in nor"):
+        PairWriter("own", "ci", other, tmp_path, datasets=[mine.info])
+    assert list(tmp_path.iterdir()) == []
+    writer = PairWriter("own", "ci", mine, tmp_path, architecture="digits-cnn",
+                        datasets=[mine.info])  # fmt: skip
+    model = build_model("digits-cnn", 10, 1, 0)
+    training = Training.of(draw(mine, 0.2, 0), TrainConfig(epochs=0, seed=0))
+    metrics = {"top1": accuracy(model, mine.x_test, mine.y_test)}
+    with pytest.raises(PairzooError, match="'other-digits'"):
+        writer.add_model("base", model, training=training, metrics=metrics, data=other)
+    assert list(writer.output.stage.iterdir()) == []
+    writer.add_model("base", model, training=training, metrics=metrics)
+    writer.finish()
+    entries = manifest.load(tmp_path)
+    assert entries["declared"] == {"own": {"datasets": ["my-digits"]}}
+    assert entries["datasets"]["my-digits"]["name"] == "my digits"
+    report = check(tmp_path)
+    assert report.problems == [] and "no loader for dataset 'my-digits'" in report.warnings[0]

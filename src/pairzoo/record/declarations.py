@@ -116,6 +116,14 @@ class Declarations:
         found = {"relations": relations, "metrics": metrics, "datasets": sorted(self.datasets)}
         return {kind: names for kind, names in found.items() if names}
 
+    def check_dataset(self, dataset_id: str) -> None:
+        """Where the recipe declared datasets: refuse one neither built-in nor declared."""
+        if self.datasets and dataset_id not in self.datasets and not _builtin_dataset(dataset_id):
+            raise PairzooError(
+                f"unknown dataset {dataset_id!r}: neither built-in nor declared; declared are "
+                f"{', '.join(self.datasets)}"
+            )
+
     def known_metrics(self) -> dict[str, Metric]:
         """Every metric a writer may record: built-in and declared."""
         return {**METRICS, **self.metrics}

@@ -86,7 +86,8 @@ class PairWriter:
     `architecture` is the recipe's (a model's own where it names one); `pretrained` are the
     published weights every model of the writer's data without a parent in the set started from.
     `relations` are those its pairs have (default: any built-in one), a `Relation` for each of the
-    recipe's own; `metrics` and `datasets` are its own. All are checked before anything is written.
+    recipe's own; `metrics` are its own, `datasets` too (given, it records built-in ones and these
+    only). All are checked before anything is written.
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class PairWriter:
         datasets: Sequence[DatasetInfo] = (),
     ) -> None:
         self.declared = Declarations.of(relations, metrics, datasets)
+        self.declared.check_dataset(data.info.id)
         self.recipe = recipe
         self.profile = profile
         self.data = data
@@ -142,6 +144,7 @@ class PairWriter:
         keywords (training, metrics, architecture, description, classes, extra, data, …).
         """
         self._check_metrics(details.get("metrics", {}))
+        self.declared.check_dataset((details.get("data") or self.data).info.id)
         return self.record_model(
             name, (exporter or self.exporter).save(model, self.path_stem(name)), **details
         )
@@ -229,6 +232,7 @@ class PairWriter:
 
     def _enter_dataset(self, data: ImageData | DetectionData | TextData) -> None:
         """Enter the dataset's record: the whole set, its label names in label order."""
+        self.declared.check_dataset(data.info.id)
         if isinstance(data, ImageData) and data.subset is not None:
             raise PairzooError(
                 f"record the whole {data.info.id}, not a subset (a model's test_classes and "
