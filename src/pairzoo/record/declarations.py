@@ -34,7 +34,12 @@ def _check_name(kind: str, name: str) -> None:
 def _relation(relation: str | Relation) -> tuple[str, str]:
     """A relation named (built-in) or declared, as name and description."""
     if isinstance(relation, str):
-        return relation, known_name("relation", relation, RELATIONS)
+        if relation not in RELATIONS:
+            raise PairzooError(
+                f"unknown relation {relation!r}: neither built-in nor declared; known are "
+                f"{', '.join(RELATIONS)}"
+            )
+        return relation, RELATIONS[relation]
     _check_name("relation", relation.name)
     description = relation.description.strip()
     if not description or "\n" in description:
@@ -78,15 +83,6 @@ def _dataset(info: DatasetInfo) -> str:
             f"dataset {info.id!r} is built-in (pairzoo loads it): declare yours under another id"
         )
     return info.id
-
-
-def known_name(kind: str, name: str, known: Mapping[str, object]) -> str:
-    """`known[name]`, else one clear error naming `name` and the known names."""
-    if name not in known:
-        raise PairzooError(
-            f"unknown {kind} {name!r}: neither built-in nor declared; known are {', '.join(known)}"
-        )
-    return known[name]  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -178,7 +174,7 @@ def clashes(entries: dict, recipe: str, own: Declarations) -> list[str]:
         for name, description in sorted(theirs.get("relations", {}).items()):
             if own.relations.get(name, description) != description:
                 found.append(f"relation {name!r} is declared by {other} as {description!r}")
-        for metric in theirs.get("metrics", []):
-            if metric in own.metrics and own.metrics[metric].record() != entries["metrics"][metric]:
+        for metric in sorted(set(theirs.get("metrics", [])) & set(own.metrics)):
+            if own.metrics[metric].record() != entries["metrics"].get(metric):
                 found.append(f"metric {metric!r} is declared by {other}, defined otherwise")
     return found
