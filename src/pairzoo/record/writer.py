@@ -380,12 +380,11 @@ class PairWriter:
             entries[kind].update(self.entries[kind])
         entries["datasets"].update(self.entries["datasets"])
         entries["metrics"].update(self.entries["metrics"])
-        declared = entries.setdefault("declared", {})
-        declared.pop(self.recipe, None)
+        declared = {k: v for k, v in entries.pop("declared", {}).items() if k != self.recipe}
         if self.declared.record():
             declared[self.recipe] = self.declared.record()
-        if not declared:
-            del entries["declared"]
+        if declared:
+            entries["declared"] = declared
         entries.setdefault("finished", {})[self.recipe] = {
             "models": sorted(self.entries["models"]),
             "pairs": sorted(self.entries["pairs"]),
