@@ -47,3 +47,13 @@ def test_an_undeclared_relation_stops_the_recipe_before_anything_is_written(tmp_
     assert run.stderr.count("\n") == 1 and f"unknown relation {RELATION!r}" in run.stderr
     assert "more-data" in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my_recipe.py"]
+
+
+def test_the_page_shows_the_recipe_it_runs_short_with_one_parameters_cell():
+    import jupytext
+
+    cells = jupytext.read(RECIPE).cells
+    assert [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(RECIPE.read_text().splitlines()) <= 30
+    page = (ROOT / "book" / "own_recipe.md").read_text()
+    assert "```{literalinclude} own_recipe/my_recipe.py" in page
