@@ -53,7 +53,7 @@ def test_the_page_shows_the_recipe_it_runs_short_with_one_parameters_cell():
     import jupytext
 
     cells = jupytext.read(RECIPE).cells
-    assert [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len([c for c in cells if "parameters" in c.metadata.get("tags", [])]) == 1
     assert len(RECIPE.read_text().splitlines()) <= 30
     page = (ROOT / "book" / "own_recipe.md").read_text()
     assert "```{literalinclude} own_recipe/my_recipe.py" in page
