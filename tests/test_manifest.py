@@ -1,17 +1,23 @@
 import json
 import multiprocessing
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from pairzoo.archive.validate import check, validate
 from pairzoo.atomic import atomic_path
 from pairzoo.data.sets import Subset, draw, select_classes
 from pairzoo.errors import PairzooError
 from pairzoo.models.build import build_model
 from pairzoo.models.pretrained import Pretrained
 from pairzoo.record import manifest
+from pairzoo.record.declarations import Relation
+from pairzoo.record.metrics import Metric
 from pairzoo.record.writer import PairWriter, Training
 from pairzoo.train.config import TrainConfig
+from pairzoo.train.loop import accuracy
 
 
 def test_written_manifest_satisfies_schema_and_round_trips(built_folder):
@@ -32,9 +38,9 @@ def test_schema_rejects_a_model_without_files(built_folder):
         manifest.check(entries)
 
 
-def test_schema_relations_are_the_documented_ones():
-    relation = manifest.schema()["$defs"]["pair"]["properties"]["relation"]["enum"]
-    assert relation == list(manifest.RELATIONS)
+def test_schema_admits_every_built_in_relation_name():
+    pattern = manifest.schema()["$defs"]["pair"]["properties"]["relation"]["pattern"]
+    assert all(re.match(pattern, name) for name in manifest.RELATIONS)
 
 
 def test_profile_mismatch_is_refused(tmp_path):
@@ -104,3 +110,80 @@ def test_a_model_without_parent_gets_the_writers_pretrained_weights(digits, tmp_
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0].strip() for line in lines] == ["root", "child"]
     assert "top1 50%" in lines[0]
+
+
+def test_the_writer_refuses_unknown_and_colliding_names_before_it_writes(digits, tmp_path):
+    folder = tmp_path / "ci"
+    refused = {
+        "unknown relation 'lora-finetune': neither built-in nor declared; known are more-data, ": {
+            "relations": ["lora-finetune"]
+        },
+        "relation 'more-data' is built-in": {"relations": [Relation("more-data", "other text")]},
+        "describe it in one line": {"relations": [Relation("mine", "two\nlines")]},
+        "metric 'top1' is built-in": {"metrics": {"top1": Metric("t", "d", "%", True)}},
+        f"dataset {digits.info.id!r} is built-in": {"datasets": [digits.info]},
+    }
+    for message, declared in refused.items():
+        with pytest.raises(PairzooError, match=re.escape(message)):
+            PairWriter("own", "ci", digits, folder, architecture="digits-cnn", **declared)
+    assert not folder.exists()
+    same = Relation("more-data", manifest.RELATIONS["more-data"])
+    assert PairWriter("own", "ci", digits, folder, relations=[same]).declared.record() == {}
+
+
+def test_declared_names_are_entered_and_validated_and_unknown_ones_write_nothing(digits, tmp_path):
+    mine = Metric("my score", "a score of my own", "", True)
+    relations = ["more-data", Relation("my-relation", "my own relation")]
+    writer = PairWriter("own", "ci", digits, tmp_path, architecture="digits-cnn",
+                        relations=relations, metrics={"my-score": mine})  # fmt: skip
+    model = build_model("digits-cnn", 10, 1, 0)
+    training = Training.of(draw(digits, 0.2, 0), TrainConfig(epochs=0, seed=0))
+    with pytest.raises(PairzooError, match=re.escape("unknown metrics ['other']")):
+        writer.add_model("base", model, training=training, metrics={"other": 1.0})
+    assert list(writer.output.stage.iterdir()) == []
+    metrics = {"top1": accuracy(model, digits.x_test, digits.y_test), "my-score": 1.0}
+    for name in ("base", "updated"):
+        writer.add_model(name, model, training=training, metrics=metrics)
+    with pytest.raises(PairzooError, match="'lora-adapter': this writer's are"):
+        writer.add_pair("base", "updated", "lora-adapter")
+    writer.add_pair("base", "updated", "my-relation")
+    writer.finish()
+    entries = manifest.load(tmp_path)
+    own = {"relations": {"my-relation": "my own relation"}, "metrics": ["my-score"]}
+    assert entries["declared"] == {"own": own}
+    assert entries["metrics"]["my-score"] == mine.record()
+    assert entries["pairs"]["own/base..updated"]["use_case"] == "my own relation"
+    assert validate(tmp_path) == []
+    PairWriter("own", "ci", digits, tmp_path).finish()  # a rerun without declarations
+    assert "declared" not in manifest.load(tmp_path)
+
+
+def test_a_name_another_recipe_declared_otherwise_is_refused(digits, tmp_path):
+    PairWriter("first", "ci", digits, tmp_path, relations=[Relation("mine", "one thing")]).finish()
+    with pytest.raises(PairzooError, match="relation 'mine' is declared by first as 'one thing'"):
+        PairWriter("second", "ci", digits, tmp_path, relations=[Relation("mine", "another")])
+    PairWriter("second", "ci", digits, tmp_path, relations=[Relation("mine", "one thing")]).finish()
+    assert set(manifest.load(tmp_path)["declared"]) == {"first", "second"}
+
+
+def test_a_declared_dataset_is_recorded_and_an_undeclared_one_refused(digits, tmp_path):
+    mine = replace(digits, info=replace(digits.info, id="my-digits", name="my digits"))
+    other = replace(digits, info=replace(digits.info, id="other-digits"))
+    with pytest.raises(PairzooError, match="unknown dataset 'other-digits': neither built-in nor"):
+        PairWriter("own", "ci", other, tmp_path, datasets=[mine.info])
+    assert list(tmp_path.iterdir()) == []
+    writer = PairWriter("own", "ci", mine, tmp_path, architecture="digits-cnn",
+                        datasets=[mine.info])  # fmt: skip
+    model = build_model("digits-cnn", 10, 1, 0)
+    training = Training.of(draw(mine, 0.2, 0), TrainConfig(epochs=0, seed=0))
+    metrics = {"top1": accuracy(model, mine.x_test, mine.y_test)}
+    with pytest.raises(PairzooError, match="'other-digits'"):
+        writer.add_model("base", model, training=training, metrics=metrics, data=other)
+    assert list(writer.output.stage.iterdir()) == []
+    writer.add_model("base", model, training=training, metrics=metrics)
+    writer.finish()
+    entries = manifest.load(tmp_path)
+    assert entries["declared"] == {"own": {"datasets": ["my-digits"]}}
+    assert entries["datasets"]["my-digits"]["name"] == "my digits"
+    report = check(tmp_path)
+    assert report.problems == [] and "no loader for dataset 'my-digits'" in report.warnings[0]

@@ -74,3 +74,23 @@ def test_onnx_without_framework_names_is_caught_unless_declared(folder_copy):
     record["onnx"]["initializer_names"] = "exporter"
     (folder_copy / "manifest.json").write_text(manifest.dumps(entries))
     assert validate(folder_copy) == []
+
+
+def test_a_relation_neither_built_in_nor_declared_and_a_redefined_name_are_problems(folder_copy):
+    entries = manifest.load(folder_copy)
+    pair = entries["pairs"]["unit/base..updated"]
+    pair["relation"], pair["use_case"] = "lora-finetune", "fine-tuned with a LoRA adapter, merged"
+    (folder_copy / "manifest.json").write_text(manifest.dumps(entries))
+    expected = "pair unit/base..updated: relation 'lora-finetune' neither built-in nor declared"
+    assert validate(folder_copy) == [expected]
+    entries["declared"] = {"unit": {"relations": {"lora-finetune": pair["use_case"]}}}
+    (folder_copy / "manifest.json").write_text(manifest.dumps(entries))
+    assert validate(folder_copy) == []
+    entries["declared"]["unit"]["relations"]["more-data"] = "more of the same"
+    entries["declared"]["unit"]["metrics"] = ["top1"]
+    entries["metrics"]["top1"]["unit"] = "fraction"
+    (folder_copy / "manifest.json").write_text(manifest.dumps(entries))
+    problems = validate(folder_copy)
+    assert any(p.startswith("recipe unit: relation 'more-data' is built-in as") for p in problems)
+    assert "recipe unit: metric 'top1' is built-in, defined otherwise" in problems
+    assert len(problems) == 2

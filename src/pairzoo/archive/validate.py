@@ -18,7 +18,7 @@ from pairzoo.archive import claims
 from pairzoo.bench.uplink_payloads import payload_problems
 from pairzoo.coding.coded_samples import check_codings
 from pairzoo.errors import PairzooError
-from pairzoo.record import manifest
+from pairzoo.record import declarations, manifest
 from pairzoo.record.stats import renamed, slice_problem, structure_change
 from pairzoo.record.tree import Tree, ZipTree, open_tree
 from pairzoo.record.view import Folder, Model, read
@@ -221,6 +221,7 @@ def _check_reuse(pair_id: str, pair: dict, base: dict, updated: dict) -> list[st
 def _check_entries(folder: Folder, report: Report) -> None:
     entries = folder.entries
     report.problems += _check_finished(entries)
+    report.problems += declarations.problems(entries)
     tensors = _Tensors(folder)
     shapes: dict[str, dict] = {}
     sound = set()

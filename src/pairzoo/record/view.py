@@ -99,7 +99,7 @@ class Pair(_Entry):
 
     @property
     def relation(self) -> str:
-        """How the updated model relates to the base (one of `manifest.RELATIONS`)."""
+        """How the updated model relates to the base (built-in, or declared by its recipe)."""
         return self.record["relation"]
 
     @property

@@ -13,7 +13,7 @@ import numpy as np
 from pairzoo import distributed
 from pairzoo.atomic import write_text
 from pairzoo.data.detection import DetectionData
-from pairzoo.data.sets import ImageData, Subset
+from pairzoo.data.sets import DatasetInfo, ImageData, Subset
 from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import (
     Exporter,
@@ -25,7 +25,8 @@ from pairzoo.export.exporters import (
 from pairzoo.models.pretrained import Pretrained
 from pairzoo.profiles import artifacts_dir
 from pairzoo.record import manifest
-from pairzoo.record.metrics import METRICS, definitions
+from pairzoo.record.declarations import Declarations, Relation, clashes
+from pairzoo.record.metrics import Metric, definitions
 from pairzoo.record.staged_output import StagedOutput
 from pairzoo.record.stats import (
     PairStats,
@@ -66,12 +67,6 @@ class Training:
         return cls(config=config, subset=data.subset, start=start)
 
 
-def _check_metrics(names: Iterable[str]) -> None:
-    unknown = set(names) - set(METRICS)
-    if unknown:
-        raise PairzooError(f"undefined metrics {sorted(unknown)}: define them in record.metrics")
-
-
 @dataclass(frozen=True)
 class PairMeasurement:
     """A metric measured on both models of a pair, on the test images of `classes` (None: all)."""
@@ -90,6 +85,9 @@ class PairWriter:
     Under torchrun only rank 0 writes the folder; the others write a scratch copy they delete.
     `architecture` is the recipe's (a model's own where it names one); `pretrained` are the
     published weights every model of the writer's data without a parent in the set started from.
+    `relations` are those its pairs have (default: any built-in one), a `Relation` for each of the
+    recipe's own; `metrics` are its own, `datasets` too (given, it records built-in ones and these
+    only). All are checked before anything is written.
     """
 
     def __init__(
@@ -102,16 +100,29 @@ class PairWriter:
         *,
         architecture: str | None = None,
         pretrained: Pretrained | None = None,
+        relations: Iterable[str | Relation] | None = None,
+        metrics: Mapping[str, Metric] | None = None,
+        datasets: Sequence[DatasetInfo] = (),
     ) -> None:
+        self.declared = Declarations.of(relations, metrics, datasets)
+        self.declared.check_dataset(data.info.id)
         self.recipe = recipe
         self.profile = profile
         self.data = data
         self.architecture = architecture
         self.pretrained = pretrained
         self.folder = distributed.output_folder(artifacts_dir(profile, folder))
+        if self.declared.record() and (self.folder / manifest.MANIFEST).exists():
+            self._check_clashes(manifest.load(self.folder))  # before anything is written
         self.output = StagedOutput(self.folder, recipe, profile)
         self.exporter = OnnxExporter(data.x_test[:parity_batch])
-        self.entries: dict = {"datasets": {}, "metrics": definitions(), "models": {}, "pairs": {}}
+        own = {k: m.record() for k, m in self.declared.metrics.items()}
+        self.entries: dict = {
+            "datasets": {},
+            "metrics": {**definitions(), **own},
+            "models": {},
+            "pairs": {},
+        }
         self._enter_dataset(data)
 
     def model_id(self, name: str) -> str:
@@ -132,6 +143,8 @@ class PairWriter:
         `exporter` defaults to the writer's PyTorch exporter; `details` are `record_model`'s
         keywords (training, metrics, architecture, description, classes, extra, data, …).
         """
+        self._check_metrics(details.get("metrics", {}))
+        self.declared.check_dataset((details.get("data") or self.data).info.id)
         return self.record_model(
             name, (exporter or self.exporter).save(model, self.path_stem(name)), **details
         )
@@ -161,7 +174,7 @@ class PairWriter:
         architecture = architecture or self.architecture
         if architecture is None:
             raise PairzooError(f"model {name!r}: name its architecture (or the writer's)")
-        _check_metrics(metrics)
+        self._check_metrics(metrics)
         classes = list(classes if classes is not None else data.classes)
         split: dict = {"dataset": data.info.id, "split": "test"}
         if test_classes is not None:
@@ -213,11 +226,13 @@ class PairWriter:
         }
         self._enter_dataset(data)
         self.entries["models"][self.model_id(name)] = record
-        print(_summary(name, metrics, split, files.onnx.max_abs_diff))
+        units = {k: self.declared.known_metrics()[k].unit for k in metrics}
+        print(_summary(name, metrics, units, split, files.onnx.max_abs_diff))
         return record
 
     def _enter_dataset(self, data: ImageData | DetectionData | TextData) -> None:
         """Enter the dataset's record: the whole set, its label names in label order."""
+        self.declared.check_dataset(data.info.id)
         if isinstance(data, ImageData) and data.subset is not None:
             raise PairzooError(
                 f"record the whole {data.info.id}, not a subset (a model's test_classes and "
@@ -258,9 +273,10 @@ class PairWriter:
         per axis) that continues the base tensor; its change statistics are recorded with it.
         `metrics` are measured on both models, e.g. accuracy on the classes the base knew.
         """
-        if relation not in manifest.RELATIONS:
+        if relation not in self.declared.relations:
             raise PairzooError(
-                f"unknown relation {relation!r}: choose one of {list(manifest.RELATIONS)}"
+                f"unknown relation {relation!r}: this writer's are {list(self.declared.relations)} "
+                "(a recipe declares its own: PairWriter(relations=[Relation(name, description)]))"
             )
         base_id, updated_id = self.model_id(base), self.model_id(updated)
         known = self.entries["models"]
@@ -283,7 +299,7 @@ class PairWriter:
                 base_tensors = renamed(base_tensors, tensor_map)
             stats = pair_stats(base_tensors, updated_tensors)
             blocks = self._correspondence(stats, base_tensors, updated_tensors, correspondence)
-        _check_metrics(metrics or {})
+        self._check_metrics(metrics or {})
         measured = {
             name: {
                 "base": m.base,
@@ -300,7 +316,7 @@ class PairWriter:
             "base": base_id,
             "updated": updated_id,
             "relation": relation,
-            "use_case": manifest.RELATIONS[relation],
+            "use_case": self.declared.relations[relation],
             "series": series,
             "description": description,
             "structure_change": stats.structure.record(),
@@ -310,6 +326,14 @@ class PairWriter:
             **({"metrics": measured} if measured else {}),
         }
         return stats
+
+    def _check_metrics(self, names: Iterable[str]) -> None:
+        unknown = sorted(set(names) - set(self.declared.known_metrics()))
+        if unknown:
+            known = ", ".join(self.declared.known_metrics())
+            raise PairzooError(
+                f"unknown metrics {unknown}: neither built-in nor declared; known are {known}"
+            )
 
     @staticmethod
     def _correspondence(
@@ -342,14 +366,25 @@ class PairWriter:
         write_text(self.folder / "timings" / f"{self.recipe}.json", json.dumps(seconds, indent=2))
         return seconds
 
+    def _check_clashes(self, entries: dict) -> None:
+        found = clashes(entries, self.recipe, self.declared)
+        if found:
+            raise PairzooError(f"{self.recipe}: {found[0]}; declare yours under another name")
+
     def _enter(self, entries: dict) -> None:
         """Replace the recipe's previous entries in `entries` with this run's."""
+        self._check_clashes(entries)
         for kind in ("models", "pairs"):
             for key in [k for k, v in entries[kind].items() if v["recipe"] == self.recipe]:
                 del entries[kind][key]
             entries[kind].update(self.entries[kind])
         entries["datasets"].update(self.entries["datasets"])
         entries["metrics"].update(self.entries["metrics"])
+        declared = {k: v for k, v in entries.pop("declared", {}).items() if k != self.recipe}
+        if self.declared.record():
+            declared[self.recipe] = self.declared.record()
+        if declared:
+            entries["declared"] = declared
         entries.setdefault("finished", {})[self.recipe] = {
             "models": sorted(self.entries["models"]),
             "pairs": sorted(self.entries["pairs"]),
@@ -357,9 +392,11 @@ class PairWriter:
         }
 
 
-def _summary(name: str, metrics: Mapping[str, float], split: Mapping, parity: float) -> str:
+def _summary(
+    name: str, metrics: Mapping[str, float], units: Mapping[str, str], split: Mapping, parity: float
+) -> str:
     """One line per model: its metrics, on which test images, and its ONNX parity."""
-    values = ", ".join(f"{k} {v:.4g}{_unit(METRICS[k].unit)}" for k, v in metrics.items())
+    values = ", ".join(f"{k} {v:.4g}{_unit(units[k])}" for k, v in metrics.items())
     classes = f" ({', '.join(split['classes'])})" if "classes" in split else ""
     where = f"{split['dataset']} test{classes}"
     return f"{name:>20}: {values or 'no metrics'} on {where}; ONNX Δ {parity:.1e}"
