@@ -7,8 +7,11 @@ import shutil
 import subprocess
 import sys
 
+from matplotlib.text import Text
+
 from pairzoo.cli import main
 from pairzoo.profiles import ARTIFACTS_ENV, CI_THREAD_ENV
+from pairzoo.views.lineage import lineage_figure
 
 from .conftest import ROOT
 
@@ -36,6 +39,12 @@ def test_own_recipe_runs_validates_and_is_scored(tmp_path, monkeypatch, capsys):
     assert main(["evaluate", "zstd-delta-q", "artifacts/ci", "-p", "qp=-24,-32", "-o", "out"]) == 0
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     assert rows and {row["relation"] for row in rows} == {RELATION}
+    capsys.readouterr()
+    assert main(["list", "artifacts/ci", "--relation", RELATION, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["pairs"]
+    assert [pair["id"] for pair in listed] == ["my_recipe/base..tuned"]
+    legend = [t.get_text() for t in lineage_figure(entries).findobj(Text)]
+    assert any(text.startswith(f"{RELATION}: the base trained further") for text in legend)
 
 
 def test_an_undeclared_relation_stops_the_recipe_before_anything_is_written(tmp_path):

@@ -140,6 +140,12 @@ def _declared_relations(entries: dict) -> tuple[dict[str, dict[str, str]], list[
     return known, problems
 
 
+def relations(entries: dict) -> dict[str, str]:
+    """Every relation a manifest's pairs may have: built-in, or declared by its recipes."""
+    declared = entries.get("declared", {}).values()
+    return {**{n: d for own in declared for n, d in own.get("relations", {}).items()}, **RELATIONS}
+
+
 def problems(entries: dict) -> list[str]:
     """Declarations that collide with built-in names, and pairs of an unknown relation."""
     known, found = _declared_relations(entries)

@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from matplotlib.textpath import TextPath
 
-from pairzoo.record.manifest import RELATIONS
+from pairzoo.record.declarations import relations as described
 
 # Sizes in points (text) and inches (layout); the figure is the page's width at 100 dpi.
 LABEL_PT, TITLE_PT, LEGEND_PT = 8.5, 9.5, 8.0
@@ -165,7 +165,8 @@ def lineage_figure(entries: dict) -> Figure:
     width = max([WIDTH] + [w for _, (w, _) in panels])
     rows = _rows([w for _, (w, _) in panels], width, GAP_Y)
     heights = [max(panels[i][1][1] for i in row) for row in rows]
-    legend = [textwrap.fill(f"{r}: {RELATIONS[r]}", 100) for r in relations]
+    descriptions = described(entries)
+    legend = [textwrap.fill(f"{r}: {descriptions[r]}", 100) for r in relations]
     lines = sum(text.count("\n") + 1 for text in legend)
     total = max(1.0, sum(heights) + GAP_Y * len(rows) + lines * 1.45 * LEGEND_PT / 72)
     fig = plt.figure(figsize=(width, total))

@@ -7,7 +7,7 @@ import io
 import json
 
 from pairzoo.errors import PairzooError
-from pairzoo.record.manifest import RELATIONS
+from pairzoo.record.declarations import relations
 from pairzoo.views.catalog import pair_rows, primary_metric
 
 CSV_COLUMNS = ["kind", "id", "recipe", "architecture", "parameters", "metric", "value", "unit",
@@ -17,7 +17,7 @@ CSV_COLUMNS = ["kind", "id", "recipe", "architecture", "parameters", "metric", "
 def select(entries: dict, recipe: str | None = None, relation: str | None = None) -> dict:
     """Only `recipe`'s models and pairs; only pairs of `relation`, and their models.
 
-    A recipe with nothing in the manifest, or a relation pairzoo does not define, is an error.
+    A recipe with nothing in the manifest, or a relation neither built-in nor declared, is an error.
     """
     models, pairs = entries["models"], entries["pairs"]
     if recipe is not None:
@@ -27,8 +27,9 @@ def select(entries: dict, recipe: str | None = None, relation: str | None = None
         models = {k: r for k, r in models.items() if r["recipe"] == recipe}
         pairs = {k: p for k, p in pairs.items() if p["recipe"] == recipe}
     if relation is not None:
-        if relation not in RELATIONS:
-            raise PairzooError(f"unknown relation {relation!r}; known are {', '.join(RELATIONS)}")
+        known = relations(entries)
+        if relation not in known:
+            raise PairzooError(f"unknown relation {relation!r}; known are {', '.join(known)}")
         pairs = {k: p for k, p in pairs.items() if p["relation"] == relation}
         ends = {p[end] for p in pairs.values() for end in ("base", "updated")}
         models = {k: r for k, r in models.items() if k in ends}
