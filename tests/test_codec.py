@@ -144,3 +144,14 @@ def test_a_base_coded_once_per_qp_gives_the_updates_fresh_coding_gives(pair, tca
         assert reused.parts == fresh.parts
     with pytest.raises(PairzooError, match="QP"):
         codec.nnc_update(base, updated, codec.NncSettings(qp=-30), shared)
+
+
+def test_scoring_sessions_take_the_threads_the_process_was_given(built_folder, monkeypatch):
+    outputs = {}
+    for threads in ("1", "2", ""):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        _, evaluate = load_pair(view.open(built_folder).pair(PAIR))
+        given = evaluate.session.get_session_options().intra_op_num_threads
+        assert given == (int(threads) if threads else 0)  # 0: onnxruntime's own choice
+        outputs[threads] = evaluate.outputs()
+    assert all(np.array_equal(out, outputs["1"]) for out in outputs.values())

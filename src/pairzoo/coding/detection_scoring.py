@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from pairzoo.coding.ort_threads import session_options
 from pairzoo.coding.weight_inputs import feeds as weight_feeds
 from pairzoo.coding.weight_inputs import weights_as_inputs
 from pairzoo.data.detection import DetectionData
@@ -37,7 +38,7 @@ class DetectionEvaluator:
             known = sorted(m for m in METRICS if detection_scorer(m))
             raise PairzooError(f"no detection scorer for metric {metric!r}: known are {known}")
         graph, self.defaults = weights_as_inputs(onnx_model, read_external)
-        self.session = ort.InferenceSession(graph, providers=list(providers))
+        self.session = ort.InferenceSession(graph, session_options(), providers=list(providers))
         self.score = score
         self.data = data
 

@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from pairzoo.coding.detection_scoring import DetectionEvaluator
+from pairzoo.coding.ort_threads import session_options
 from pairzoo.coding.weight_inputs import feeds as weight_feeds
 from pairzoo.coding.weight_inputs import weights_as_inputs
 from pairzoo.data.detection import DetectionData
@@ -64,7 +65,7 @@ class OnnxEvaluator:
                 for name, entry in self.initializer_map.items()
             }
         )
-        self.session = ort.InferenceSession(graph, providers=providers())
+        self.session = ort.InferenceSession(graph, session_options(), providers=providers())
         self.input = self.session.get_inputs()[0]
         self.dtype = INPUT_TYPES.get(self.input.type, np.float32)  # token ids: int64
         self.score = score
