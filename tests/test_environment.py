@@ -120,7 +120,7 @@ def test_environment_yml_installs_what_make_installs():
     assert not [line for line in pip if not line.startswith("-")], "pins belong in the files"
     assert any("pip install" in line and line.endswith("-e .") for line in makefile)
     python = next(item for item in conda if item.startswith("python="))
-    assert PROJECT["requires-python"] == f">={python[7:]},<3.12"
+    assert PROJECT["requires-python"] == f">={python[7:]},<3.13"  # 3.12: .ci/python312
 
 
 def test_lock_agrees_with_requirements():
