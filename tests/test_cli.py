@@ -15,11 +15,11 @@ from pairzoo.cli import main
 from pairzoo.data.sets import draw, unit_pixels
 from pairzoo.export.exporters import OnnxExporter
 from pairzoo.models.build import build_model
-from pairzoo.recipe_run import summary
 from pairzoo.record.metrics import psnr
 from pairzoo.record.writer import PairWriter, Training
 from pairzoo.train.config import TrainConfig
 from pairzoo.train.loop import predict
+from pairzoo.views.run_summary import summary
 
 from .conftest import ROOT
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from pairzoo import __version__
 from pairzoo.errors import PairzooError
 from pairzoo.profiles import PROFILES, artifacts_dir
-from pairzoo.recipe_run import parse_value, run_recipe, summary
+from pairzoo.recipe_run import parse_value, run_recipe
 from pairzoo.record import manifest
+from pairzoo.views.run_summary import summary
 
 
 def _folder(args: argparse.Namespace) -> Path:

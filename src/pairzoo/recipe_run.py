@@ -2,8 +2,7 @@
 
 The recipe's code runs unchanged, with one assignment per parameter added after its cell tagged
 `parameters`; this works under `torchrun` as well as plain python. The assignments are inserted
-into the parsed code, so every line of a traceback keeps the recipe's own line number. The run
-ends with one line (`summary`): the recipe's models and pairs, where they are, the time it took.
+into the parsed code, so every line of a traceback keeps the recipe's own line number.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from pathlib import Path
 from types import CodeType
 
 from pairzoo.errors import PairzooError
-from pairzoo.profiles import artifacts_dir, check_profile
-from pairzoo.record import manifest
+from pairzoo.profiles import check_profile
 from pairzoo.script_figures import PARAMETERS_CELL, running
 
 NEXT_CELL = re.compile(r"^# %%", re.MULTILINE)
@@ -100,32 +98,3 @@ def run_recipe(path: Path, parameters: Mapping[str, object]) -> dict[str, object
     with running(path):
         exec(code, namespace)
     return namespace
-
-
-def _duration(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s" if minutes else f"{rest} s"
-    return f"{minutes // 60} h {minutes % 60} min"
-
-
-def summary(recipe: str, namespace: Mapping[str, object], seconds: float) -> str:
-    """One closing line: how many models and pairs `recipe` has in its output folder, and where."""
-    took = f"in {_duration(seconds)}"
-    profile, override = namespace.get("profile"), namespace.get("artifacts")
-    if not isinstance(profile, str) or not isinstance(override, str):
-        return f"{recipe}: done {took}"
-    folder = artifacts_dir(profile, override)
-    if folder.is_relative_to(Path.cwd()):
-        folder = folder.relative_to(Path.cwd())
-    try:
-        entries = manifest.read(folder)
-    except PairzooError:  # no manifest (yet), or an archive
-        return f"{recipe}: done {took}; output in {folder}"
-    models, pairs = (
-        sum(1 for entry in entries.get(kind, {}).values() if entry.get("recipe") == recipe)
-        for kind in ("models", "pairs")
-    )
-    if not models and not pairs:
-        return f"{recipe}: done {took}; output in {folder}"
-    return f"{recipe}: {models} models, {pairs} pairs written to {folder} {took}"
