@@ -49,19 +49,32 @@ DETECTION_LOADERS = {
 }
 
 
+LOCAL_TEXT_PREFIXES = ("folder-", "saved-")  # a local text's id names its folder or saved set
+
+
+def _loaders() -> dict:
+    return {DIGITS.id: load_digits, **FULL_LOADERS, **DETECTION_LOADERS}
+
+
+def loads(dataset_id: str) -> bool:
+    """Whether `load_by_id` knows `dataset_id`: a loader's, a text corpus's or a local text's id."""
+    text = ID_PATTERN.match(dataset_id) or dataset_id.startswith(LOCAL_TEXT_PREFIXES)
+    return dataset_id in _loaders() or bool(text)
+
+
 def load_by_id(dataset_id: str) -> ImageData | DetectionData:
     """A dataset by its manifest id (the full profile's sets read from $PAIRZOO_DATA).
 
     `digit-canvases` is `digit_canvases` with its defaults, as its manifest `source` says; a
     local text's id (`folder-…`, `saved-…`) names its folder, tokenizer and windows.
     """
-    loaders = {DIGITS.id: load_digits, **FULL_LOADERS, **DETECTION_LOADERS}
+    loaders = _loaders()
     if dataset_id not in loaders and ID_PATTERN.match(dataset_id):
         return load_text_by_id(dataset_id)  # type: ignore[return-value]
-    if dataset_id not in loaders and dataset_id.startswith(("folder-", "saved-")):
+    if dataset_id not in loaders and dataset_id.startswith(LOCAL_TEXT_PREFIXES):
         from pairzoo.data.local_text import load_local_text_by_id  # transformers, only when asked
 
         return load_local_text_by_id(dataset_id)  # type: ignore[return-value]
-    if dataset_id not in loaders:
+    if not loads(dataset_id):
         raise PairzooError(f"no loader for dataset {dataset_id!r}: known are {sorted(loaders)}")
     return loaders[dataset_id]()

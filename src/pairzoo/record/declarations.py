@@ -67,13 +67,9 @@ def _metric(name: str, metric: Metric) -> Metric:
 
 def _builtin_dataset(dataset_id: str) -> bool:
     """Whether `data.loading.load_by_id` knows `dataset_id`."""
-    from pairzoo.data.loading import DETECTION_LOADERS, FULL_LOADERS
-    from pairzoo.data.sets import DIGITS
-    from pairzoo.data.text import ID_PATTERN
+    from pairzoo.data.loading import loads
 
-    if dataset_id in {DIGITS.id, *FULL_LOADERS, *DETECTION_LOADERS}:
-        return True
-    return bool(ID_PATTERN.match(dataset_id)) or dataset_id.startswith(("folder-", "saved-"))
+    return loads(dataset_id)
 
 
 def _dataset(info: DatasetInfo) -> str:
