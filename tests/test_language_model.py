@@ -8,6 +8,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
+from pairzoo.archive import claims
 from pairzoo.archive.validate import validate
 from pairzoo.coding import coded_samples
 from pairzoo.coding.scoring import OnnxEvaluator
@@ -149,3 +150,16 @@ def test_cards_name_the_base_and_the_relation_for_the_hub(lm_folder):
         data = ModelCard(model_card(entries, model_id)).data
         assert data.base_model_relation == relation and data.library_name == library
         assert data.pipeline_tag == "text-generation" and data.base_model
+
+
+def test_a_rescored_perplexity_may_differ_in_its_last_digits_only(lm_folder):
+    folder, _ = lm_folder
+    record = copy.deepcopy(manifest.load(folder)["models"]["lm/base"])
+    onnx_bytes = (folder / record["files"]["onnx"]["path"]).read_bytes()
+    claimed = record["metrics"]["perplexity"]["value"]
+    found = {}
+    for change in (3e-6, 1e-3):  # rounding on another device; a model that is not this one
+        record["metrics"]["perplexity"]["value"] = claimed * (1 + change)
+        found[change] = claims.metric_problems("lm/base", record, onnx_bytes)[0]
+    assert found[3e-6] == []
+    assert [p.split(" re-scored")[0] for p in found[1e-3]] == ["model lm/base: perplexity"]

@@ -10,7 +10,8 @@ import atexit
 import os
 import shutil
 import tempfile
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -66,6 +67,31 @@ def autocast(here: torch.device) -> AbstractContextManager:
     if here.type != "cuda":
         return nullcontext()
     return torch.autocast("cuda", dtype=torch.bfloat16 if half_is_bf16(here) else torch.float16)
+
+
+# CUDA's float32 operations that may round their inputs to TensorFloat-32 (cuDNN's do by default)
+_FLOAT32_BACKENDS = (
+    torch.backends.cuda.matmul,
+    torch.backends.cudnn.conv,
+    torch.backends.cudnn.rnn,
+)
+
+
+@contextmanager
+def full_float32() -> Iterator[None]:
+    """float32 arithmetic throughout, as the ONNX files compute in onnxruntime: no TensorFloat-32.
+
+    Metrics are measured so: validate re-scores them from the ONNX, and predictions near a tie
+    would change in bfloat16 or TensorFloat-32.
+    """
+    saved = [backend.fp32_precision for backend in _FLOAT32_BACKENDS]
+    for backend in _FLOAT32_BACKENDS:
+        backend.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for backend, precision in zip(_FLOAT32_BACKENDS, saved, strict=True):
+            backend.fp32_precision = precision
 
 
 def half_is_bf16(here: torch.device) -> bool:

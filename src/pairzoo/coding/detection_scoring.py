@@ -6,11 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from pairzoo.coding.ort_threads import session_options
-from pairzoo.coding.weight_inputs import feeds as weight_feeds
-from pairzoo.coding.weight_inputs import weights_as_inputs
+from pairzoo.coding.graph_weights import GraphWeights
 from pairzoo.data.detection import DetectionData
 from pairzoo.errors import PairzooError
 from pairzoo.export.exporters import DETECTION_OUTPUTS, INPUT_NAME
@@ -22,7 +19,7 @@ class DetectionEvaluator:
     """Scores a detector's ONNX (a file or its bytes) on a detection test split, as `OnnxEvaluator`.
 
     The graph takes one CHW image and gives its boxes, scores and labels (`DetectorExporter`), so
-    images run one at a time, each at its own size; float initializers are fed by name.
+    images run one at a time, each at its own size; float initializers are replaced by name.
     """
 
     def __init__(
@@ -37,8 +34,8 @@ class DetectionEvaluator:
         if score is None:
             known = sorted(m for m in METRICS if detection_scorer(m))
             raise PairzooError(f"no detection scorer for metric {metric!r}: known are {known}")
-        graph, self.defaults = weights_as_inputs(onnx_model, read_external)
-        self.session = ort.InferenceSession(graph, session_options(), providers=list(providers))
+        self.graph = GraphWeights(onnx_model, providers, read_external)
+        self.session = self.graph.session({})
         self.score = score
         self.data = data
 
@@ -46,11 +43,11 @@ class DetectionEvaluator:
         self, tensors: Mapping[str, np.ndarray] | None = None
     ) -> list[dict[str, np.ndarray]]:
         """Boxes, scores and labels of each test image, with `tensors` in place of the graph's."""
-        feeds = weight_feeds(self.defaults, tensors or {})
+        session = self.graph.session(tensors) if tensors else self.session
         found = []
         for sample in self.data.test:
             image = np.ascontiguousarray(sample.image, dtype=np.float32)
-            outputs = self.session.run(list(DETECTION_OUTPUTS), {**feeds, INPUT_NAME: image})
+            outputs = session.run(list(DETECTION_OUTPUTS), {INPUT_NAME: image})
             found.append(dict(zip(DETECTION_OUTPUTS, outputs, strict=True)))
         return found
 

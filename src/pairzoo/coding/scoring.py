@@ -9,9 +9,8 @@ import numpy as np
 import onnxruntime as ort
 
 from pairzoo.coding.detection_scoring import DetectionEvaluator
-from pairzoo.coding.ort_threads import session_options
-from pairzoo.coding.weight_inputs import feeds as weight_feeds
-from pairzoo.coding.weight_inputs import weights_as_inputs
+from pairzoo.coding.graph_weights import GraphWeights
+from pairzoo.coding.graph_weights import feeds as weight_feeds
 from pairzoo.data.detection import DetectionData
 from pairzoo.data.image_files import DecodedImages, ImageFiles
 from pairzoo.data.sets import ImageData
@@ -35,8 +34,8 @@ class OnnxEvaluator:
 
     Pairzoo's ONNX files keep each framework tensor as an initializer under its framework name,
     or `initializer_map` says which initializer holds it, transposed how (`export.initializer_map`).
-    The evaluator turns the float initializers into graph inputs, so decoded tensors are fed to one
-    onnxruntime session by framework name: no framework is needed to measure them.
+    Decoded tensors are given by framework name and put in the graph's initializers for each score
+    (`GraphWeights`): no framework is needed to measure them.
     """
 
     def __init__(
@@ -52,20 +51,21 @@ class OnnxEvaluator:
         if score is None:
             known = sorted(m for m in METRICS if scorer(m))
             raise PairzooError(f"no scorer for metric {metric!r}: known are {known}")
-        graph, self.defaults = weights_as_inputs(onnx_model, read_external)
+        self.graph = GraphWeights(onnx_model, providers(), read_external)
         self.initializer_map = dict(initializer_map or {})
         unknown = sorted(
-            {e["initializer"] for e in self.initializer_map.values()} - {*self.defaults}
+            {e["initializer"] for e in self.initializer_map.values()} - {*self.graph.defaults}
         )
         if unknown:
             raise PairzooError(f"the map names {unknown[:5]}, not float initializers of the graph")
+        self.defaults = dict(self.graph.defaults)  # by framework name, in its axis order
         self.defaults.update(
             {
                 name: taken_back(self.defaults.pop(entry["initializer"]), entry)
                 for name, entry in self.initializer_map.items()
             }
         )
-        self.session = ort.InferenceSession(graph, session_options(), providers=providers())
+        self.session = self.graph.session({})
         self.input = self.session.get_inputs()[0]
         self.dtype = INPUT_TYPES.get(self.input.type, np.float32)  # token ids: int64
         self.score = score
@@ -92,15 +92,14 @@ class OnnxEvaluator:
 
     def outputs(self, tensors: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """The model's outputs on the whole test split, with `tensors` in place of its own."""
-        feeds = weight_feeds(self.defaults, tensors or {})
-        feeds.update(
-            {
-                e["initializer"]: placed(feeds.pop(name), e)
-                for name, e in self.initializer_map.items()
-            }
-        )
+        session = self.session
+        if tensors:
+            values = weight_feeds(self.defaults, tensors)
+            for name, entry in self.initializer_map.items():
+                values[entry["initializer"]] = placed(values.pop(name), entry)
+            session = self.graph.session(values)
         outputs = [
-            self.session.run(None, {**feeds, self.input.name: self._batch(i)})[0]
+            session.run(None, {self.input.name: self._batch(i)})[0]
             for i in range(0, len(self.x), self.batch_size)
         ]
         return np.concatenate(outputs)

@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import safetensors.numpy
 import safetensors.torch
 import torch
@@ -26,6 +25,7 @@ from torch import nn
 
 from pairzoo.atomic import atomic_path
 from pairzoo.errors import PairzooError
+from pairzoo.ort_threads import cpu_session
 from pairzoo.timing import timed
 
 OPSET = 18
@@ -335,7 +335,7 @@ def upstream_initializers(proto: onnx.ModelProto, tensor: str) -> list[str]:
 def onnx_parity(onnx_model: bytes | str | Path, model: nn.Module, x: np.ndarray) -> Parity:
     """Difference between onnxruntime and the framework on batch `x`, and the outputs' scale."""
     source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
-    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    session = cpu_session(source)
     ours = session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
     model.eval()
     theirs = model(torch.from_numpy(x)).numpy()
@@ -423,7 +423,7 @@ def detection_parity(
     detections are paired by nearest score and box, since near-equal scores may swap order.
     """
     source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
-    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    session = cpu_session(source)
     model.eval()
     worst = {"boxes": 0.0, "scores": 0.0}
     for image in images:

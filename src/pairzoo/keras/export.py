@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 from safetensors.numpy import save_file
 
@@ -33,6 +32,7 @@ from pairzoo.export.exporters import (
 )
 from pairzoo.export.initializer_map import mismatches
 from pairzoo.keras.models import load_keras
+from pairzoo.ort_threads import cpu_session
 from pairzoo.timing import timed
 
 if TYPE_CHECKING:
@@ -244,7 +244,7 @@ def keras_to_onnx(
 
 def keras_parity(proto: onnx.ModelProto, model: keras.Model, x: np.ndarray) -> Parity:
     """Difference between onnxruntime and Keras on batch `x`, and the outputs' scale."""
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = cpu_session(proto.SerializeToString())
     ours = session.run(None, {INPUT_NAME: x.astype(np.float32)})[0]
     return Parity.between(ours, np.asarray(model(x, training=False)))
 

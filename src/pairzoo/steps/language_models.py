@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnx import numpy_helper
 from safetensors.torch import save_file
@@ -37,6 +36,7 @@ from pairzoo.export.exporters import (
     drop_source_paths,
 )
 from pairzoo.hf_env import peft, transformers
+from pairzoo.ort_threads import cpu_session
 from pairzoo.record.metrics import next_token_log_probs
 from pairzoo.record.writer import PairWriter, Training
 from pairzoo.timing import timed
@@ -172,7 +172,8 @@ def steps_per_epoch(windows: np.ndarray, batch_size: int) -> int:
 def _batch_logits(model: nn.Module, windows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """The model's float32 logits batch by batch, computed on the GPU when there is one.
 
-    A bfloat16 model is run in float32 on its bfloat16 values (as its ONNX file is).
+    A bfloat16 model is run in float32 on its bfloat16 values (as its ONNX file is), without
+    TensorFloat-32 (`distributed.full_float32`).
     """
     if next(model.parameters()).dtype != torch.float32:
         model = widened(model)
@@ -181,7 +182,9 @@ def _batch_logits(model: nn.Module, windows: np.ndarray, batch_size: int) -> Ite
     try:
         for i in range(0, len(windows), batch_size):
             batch = torch.from_numpy(windows[i : i + batch_size]).to(here)
-            yield model(input_ids=batch).logits.float().cpu().numpy()
+            with distributed.full_float32():
+                logits = model(input_ids=batch).logits
+            yield logits.float().cpu().numpy()
     finally:
         model.cpu()
 
@@ -401,7 +404,7 @@ class CausalLMExporter:
         else:
             source = proto.SerializeToString()
         with timed("parity"):
-            session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+            session = cpu_session(source)
             ours = session.run(None, {INPUT_NAME: self.sample.numpy()})[0]
             theirs = logits(model, self.sample.numpy())
         parity = Parity.between(ours, theirs).check(self.tolerance, path)

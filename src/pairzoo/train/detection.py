@@ -207,12 +207,12 @@ def train_detector(
 
 @torch.no_grad()
 def detect(detector: FCOS, samples: Sequence[Sample], batch_size: int = 32) -> list[dict]:
-    """Detections (boxes, scores, labels as numpy arrays) for each sample."""
+    """Detections (boxes, scores, labels as numpy arrays) for each sample, computed in float32."""
     here = distributed.setup()
     detector.to(here).eval()
     found = []
     try:
-        with timed("evaluate"):
+        with timed("evaluate"), distributed.full_float32():
             for start in range(0, len(samples), batch_size):
                 images, _ = _batch(samples[start : start + batch_size], here)
                 found += [{k: v.cpu().numpy() for k, v in d.items()} for d in detector(images)]

@@ -192,16 +192,18 @@ def parallel(model: nn.Module, here: torch.device) -> nn.Module:
 def accuracy(
     model: nn.Module, x: np.ndarray | ImageFiles, y: np.ndarray, batch_size: int = 512
 ) -> float:
-    """Top-1 accuracy in percent, on the GPU when there is one (split over torchrun's processes)."""
-    with timed("evaluate"):
+    """Top-1 accuracy in percent, on the GPU when there is one (split over torchrun's processes).
+
+    In float32 throughout (`distributed.full_float32`), also where training is mixed precision.
+    """
+    with timed("evaluate"), distributed.full_float32():
         here = distributed.setup()
         model.to(here).eval()
         indices = torch.arange(len(y))[distributed.rank() :: distributed.world_size()]
         correct = torch.zeros((), dtype=torch.int64, device=here)
         try:
             for inputs, targets in _feed(x, y, batch_size, here)(indices):
-                with distributed.autocast(here):
-                    logits = model(inputs.to(here, non_blocking=True))
+                logits = model(inputs.to(here, non_blocking=True))
                 correct += (logits.argmax(1) == targets.to(here)).sum()  # no sync per batch
         finally:
             model.cpu()

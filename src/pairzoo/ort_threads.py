@@ -19,3 +19,12 @@ def session_options() -> ort.SessionOptions:
     if threads.isdigit() and int(threads) > 0:
         options.intra_op_num_threads = int(threads)
     return options
+
+
+def cpu_session(
+    source: bytes | str, options: ort.SessionOptions | None = None
+) -> ort.InferenceSession:
+    """A CPU session of an ONNX graph (bytes or a path), by default with `session_options()`."""
+    return ort.InferenceSession(
+        source, options or session_options(), providers=["CPUExecutionProvider"]
+    )

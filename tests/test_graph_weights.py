@@ -1,0 +1,75 @@
+"""Sessions of an ONNX graph with other weights inside: as the graph exported with them gives."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from pairzoo.coding import graph_weights
+from pairzoo.coding.graph_weights import FedWeights, GraphWeights
+from pairzoo.export.exporters import OnnxExporter
+
+CPU = ["CPUExecutionProvider"]
+
+
+def _net(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5),
+    )  # fmt: skip
+    for module in net:
+        if isinstance(module, torch.nn.BatchNorm2d):  # statistics of their own, to fold
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("graphs")
+    x = np.random.default_rng(0).standard_normal((4, 3, 12, 12), dtype=np.float32)
+    exporter = OnnxExporter(x)
+    paths = [exporter.export(_net(seed), folder / f"{seed}.onnx").path for seed in (0, 1)]
+    return x, paths
+
+
+def _own_outputs(path, x) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=CPU)
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def _weights(path) -> dict[str, np.ndarray]:
+    proto = onnx.load(str(path))
+    floats = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
+    return {i.name: onnx.numpy_helper.to_array(i) for i in floats}
+
+
+def _run(session, x) -> np.ndarray:
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def test_other_weights_inside_give_what_their_own_graph_gives_and_none_stay(graphs):
+    x, (first, second) = graphs
+    graph = GraphWeights(first, CPU)
+    own, other = _own_outputs(first, x), _own_outputs(second, x)
+    assert np.abs(own - other).max() > 0.1  # the two nets differ
+    scale = np.abs(other).max()
+    np.testing.assert_allclose(_run(graph.session(_weights(second)), x), other, atol=1e-5 * scale)
+    # each session takes every weight afresh: none of the last one's are left in the graph
+    np.testing.assert_allclose(_run(graph.session({}), x), own, atol=1e-5 * scale)
+
+
+def test_a_graph_over_protobufs_limit_takes_its_weights_as_inputs(graphs, monkeypatch):
+    x, (first, second) = graphs
+    monkeypatch.setattr(graph_weights, "PROTOBUF_LIMIT", 1)
+    graph = GraphWeights(first, CPU)
+    weights = _weights(second)
+    session = graph.session(weights)
+    assert isinstance(session, FedWeights)
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert {i.name for i in session.fed.get_inputs()} >= set(weights)
+    other = _own_outputs(second, x)
+    np.testing.assert_allclose(_run(session, x), other, atol=1e-5 * np.abs(other).max())
