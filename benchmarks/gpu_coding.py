@@ -6,9 +6,10 @@
 Per QP, as the update_coding recipe did when this was measured (`pairzoo.coding.qp_sweep`, now
 `pairzoo.bench.reference_ladder`): NNC of the full model, the base once, two updates
 (without and with TCA), each decoded, and every reconstruction scored in onnxruntime
-(`pairzoo.coding.scoring.providers()`: CUDA where onnxruntime-gpu is installed). `--jobs N` codes
-N QPs at once in processes (NNC runs on one core): the wall-clock time of coding is printed beside
-the summed encoding and decoding times.
+(`pairzoo.coding.scoring.providers()`: CUDA where onnxruntime-gpu is installed), each with its
+weights inside the graph (`pairzoo.coding.graph_weights`). `--jobs N` codes N QPs at once in
+processes (NNC runs on one core): the wall-clock time of coding is printed beside the summed
+encoding and decoding times.
 """
 
 import argparse
@@ -24,7 +25,7 @@ import torchvision
 from gpu_training import jpegs
 
 from pairzoo.coding import codec
-from pairzoo.coding.scoring import OnnxEvaluator, providers
+from pairzoo.coding.scoring import OnnxEvaluator
 from pairzoo.data.image_files import ImageFiles
 from pairzoo.data.imagenet import IMAGENET
 from pairzoo.data.sets import ImageData
@@ -103,8 +104,9 @@ def main() -> None:
                 evaluate(u)
             times["score"] = time.perf_counter() - start
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    provider = evaluate.session.get_providers()[0]
     print(f"{'ResNet-50' if not args.small else 'tiny net'}, {count} images of {size} px, "
-          f"QPs {args.qps}, on {device}, onnxruntime {providers()[0]}")  # fmt: skip
+          f"QPs {args.qps}, on {device}, onnxruntime on {provider}")  # fmt: skip
     print(f"{'first score (decodes the images once)':<40} {first:>8.1f} s")
     for phase, seconds in times.items():
         print(f"{phase:<40} {seconds:>8.1f} s")

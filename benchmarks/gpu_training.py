@@ -7,12 +7,16 @@ The reference trains on one random batch kept on the device (channels_last, bf16
 CUDA): the speed of the step alone. Pairzoo trains on JPEG files through its own input pipeline,
 timed over its second epoch (the first warms up cuDNN), once per share of each batch that
 DataLoader workers decode on the CPU (0: all by nvJPEG on the GPU; 1: all by the workers); its
-input pipeline is also timed alone.
+input pipeline is also timed alone. `--alongside` adds, per share, the loop on arrays in memory
+while a thread of the same process runs the JPEG pipeline: if that row falls to the JPEG row, the
+two contend inside the process (GIL, CPU cores); if it stays near the arrays row, the handover of
+batches to the step is what costs.
 """
 
 import argparse
 import os
 import tempfile
+import threading
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -105,6 +109,29 @@ def feed_alone(paths: list[str], batch: int, size: int, here: torch.device, shar
     return len(paths) / (time.perf_counter() - start)
 
 
+def arrays_beside_feed(paths: list[str], batch: int, size: int, here: torch.device,
+                       share: float) -> float:  # fmt: skip
+    """`pairzoo_arrays` while a thread runs the JPEG input pipeline at `share`, pass after pass."""
+    stop = threading.Event()
+
+    def churn() -> None:
+        feed = device_input.JpegFeed(ImageFiles(paths, train=True, size=size),
+                                     np.zeros(len(paths), dtype=np.int64), batch, here,
+                                     share)  # fmt: skip
+        while not stop.is_set():
+            for _ in feed(torch.arange(len(paths))):
+                if stop.is_set():
+                    break
+
+    thread = threading.Thread(target=churn, daemon=True)
+    thread.start()
+    try:
+        return pairzoo_arrays(torchvision.models.resnet50(), min(len(paths), 4096), batch, size)
+    finally:
+        stop.set()
+        thread.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny sizes (runs on the CPU)")
@@ -113,6 +140,8 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=500, help="JPEG width in pixels")
     parser.add_argument("--shares", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                         help="shares of each batch decoded by CPU workers")  # fmt: skip
+    parser.add_argument("--alongside", action="store_true",
+                        help="also: arrays in memory beside a thread running it")  # fmt: skip
     args = parser.parse_args()
     size, batch, count, side, steps = 224, args.batch, args.images, args.side, 50
     if args.small:
@@ -134,13 +163,17 @@ def main() -> None:
             rows[f"pairzoo.train.loop on JPEG files, {said}"] = pairzoo_files(
                 torchvision.models.resnet50(), paths, batch, size
             )
+            if args.alongside:
+                rows[f"arrays in memory, the pipeline beside, {said}"] = arrays_beside_feed(
+                    paths, batch, size, here, share
+                )
             print(f"{said}: {rows[f'pairzoo.train.loop on JPEG files, {said}']:.1f} img/s",
                   flush=True)  # fmt: skip
     print(f"ResNet-50, {size} px, batch {batch}, on {name} with {os.cpu_count()} CPUs; "
           f"{count} JPEGs of {kilobytes:.0f} KB")  # fmt: skip
-    print(f"{'plain PyTorch step, data on the device':<62} {plain:>9.1f} img/s")
+    print(f"{'plain PyTorch step, data on the device':<68} {plain:>9.1f} img/s")
     for what, rate in rows.items():
-        print(f"{what:<62} {rate:>9.1f} img/s  ({rate / plain:.2f} of the plain step)")
+        print(f"{what:<68} {rate:>9.1f} img/s  ({rate / plain:.2f} of the plain step)")
     print("goal: pairzoo.train.loop on JPEG files at ≥ 0.80 of the plain step")
 
 

@@ -1,3 +1,4 @@
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -142,3 +143,15 @@ def test_crop_boxes_fit_their_images_in_random_resized_crops_ranges():
     assert 0.07 <= area.min() and area.max() <= 1.0 and area.std() > 0.1
     assert 0.70 <= aspect.min() and aspect.max() <= 1.40
     assert (w[~drawn] == 10).all() and (h[~drawn] == 13).all() and (top[~drawn] == 493).all()
+
+
+def test_the_feeds_workers_give_way_to_the_process_that_trains(imagenet, monkeypatch):
+    x, y = imagenet.x_train, imagenet.y_train
+    monkeypatch.setenv("PAIRZOO_WORKERS", "2")
+    before = {p.pid for p in multiprocessing.active_children()}
+    feed = device_input.JpegFeed(x, y, 4, "cpu", 1.0)
+    assert len(list(feed(torch.arange(len(y))))) == 3
+    workers = [p.pid for p in multiprocessing.active_children() if p.pid not in before]
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    niceness = [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers]
+    assert niceness == [ours + device_input.WORKER_NICENESS] * 2

@@ -53,23 +53,27 @@ def _run(session, x) -> np.ndarray:
 
 def test_other_weights_inside_give_what_their_own_graph_gives_and_none_stay(graphs):
     x, (first, second) = graphs
-    graph = GraphWeights(first, CPU)
+    graph = GraphWeights(first, CPU, graph_weights.INSIDE_FROM)
     own, other = _own_outputs(first, x), _own_outputs(second, x)
     assert np.abs(own - other).max() > 0.1  # the two nets differ
     scale = np.abs(other).max()
-    np.testing.assert_allclose(_run(graph.session(_weights(second)), x), other, atol=1e-5 * scale)
+    inside = graph.session(_weights(second))
+    assert isinstance(inside, ort.InferenceSession)
+    np.testing.assert_allclose(_run(inside, x), other, atol=1e-5 * scale)
     # each session takes every weight afresh: none of the last one's are left in the graph
     np.testing.assert_allclose(_run(graph.session({}), x), own, atol=1e-5 * scale)
 
 
-def test_a_graph_over_protobufs_limit_takes_its_weights_as_inputs(graphs, monkeypatch):
+@pytest.mark.parametrize("why", ["a small test set", "a graph over protobuf's 2 GiB"])
+def test_weights_are_fed_as_inputs_for_a_small_test_set_or_a_large_graph(graphs, why, monkeypatch):
     x, (first, second) = graphs
-    monkeypatch.setattr(graph_weights, "PROTOBUF_LIMIT", 1)
-    graph = GraphWeights(first, CPU)
-    weights = _weights(second)
-    session = graph.session(weights)
+    small = why == "a small test set"
+    if not small:
+        monkeypatch.setattr(graph_weights, "PROTOBUF_LIMIT", 1)
+    examples = graph_weights.INSIDE_FROM - small
+    session = GraphWeights(first, CPU, examples).session(_weights(second))
     assert isinstance(session, FedWeights)
     assert [i.name for i in session.get_inputs()] == ["input"]
-    assert {i.name for i in session.fed.get_inputs()} >= set(weights)
+    assert {i.name for i in session.fed.get_inputs()} >= set(_weights(second))
     other = _own_outputs(second, x)
     np.testing.assert_allclose(_run(session, x), other, atol=1e-5 * np.abs(other).max())

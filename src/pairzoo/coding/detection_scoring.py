@@ -34,7 +34,7 @@ class DetectionEvaluator:
         if score is None:
             known = sorted(m for m in METRICS if detection_scorer(m))
             raise PairzooError(f"no detection scorer for metric {metric!r}: known are {known}")
-        self.graph = GraphWeights(onnx_model, providers, read_external)
+        self.graph = GraphWeights(onnx_model, providers, len(data.test), read_external)
         self.session = self.graph.session({})
         self.score = score
         self.data = data

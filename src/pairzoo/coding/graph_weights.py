@@ -1,9 +1,11 @@
 """An ONNX graph's float weights, and onnxruntime runs of the graph with other values in place.
 
-The values are put inside the graph, where onnxruntime folds BatchNorm into the convolutions and
-prepacks their weights (`benchmarks/onnx_weights.py`); fed as graph inputs it can do neither, and
-its `add_initializer` override is ignored by the layout optimisations. A graph over protobuf's
-2 GiB cannot be rebuilt: it takes its weights as inputs.
+For a large test set the values are put inside the graph, in a session built per set of values:
+onnxruntime then folds BatchNorm into the convolutions and prepacks their weights
+(`benchmarks/onnx_weights.py`: ResNet-50 ×1.8 on two cores, ×2.2 on sixteen); its
+`add_initializer` override would be ignored by the layout optimisations. For a small test set
+building costs more than it saves: the values are fed as graph inputs to one session, as they
+are for a graph over protobuf's 2 GiB.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from pairzoo.export.external_data import ReadExternal, external_tensors, inline_
 from pairzoo.ort_threads import session_options
 
 PROTOBUF_LIMIT = 2**31
+# Test sets of this many examples or more are run with the weights inside the graph. On the ci
+# profile's sets (342-360 examples) a session built per score costs up to 130 ms more than it
+# saves (the language model's), on ImageNet's 50,000 it halves the time (`onnx_weights.py`).
+INSIDE_FROM = 2048
 
 
 def _loaded(onnx_model: Path | bytes, read_external: ReadExternal | None) -> onnx.ModelProto:
@@ -36,12 +42,16 @@ def _loaded(onnx_model: Path | bytes, read_external: ReadExternal | None) -> onn
 
 
 class GraphWeights:
-    """An ONNX graph (a file or its bytes) whose float initializers can take any values."""
+    """An ONNX graph (a file or its bytes) whose float initializers can take any values.
+
+    `examples`: how many the sessions will run on; from `INSIDE_FROM` the values go inside.
+    """
 
     def __init__(
         self,
         onnx_model: Path | bytes,
         providers: Sequence[str],
+        examples: int,
         read_external: ReadExternal | None = None,
     ) -> None:
         self.proto = _loaded(onnx_model, read_external)
@@ -49,7 +59,7 @@ class GraphWeights:
         floats = [i for i in self.proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
         self.defaults = {i.name: numpy_helper.to_array(i) for i in floats}
         self._fed: ort.InferenceSession | None = None
-        if self.proto.ByteSize() >= PROTOBUF_LIMIT:
+        if examples < INSIDE_FROM or self.proto.ByteSize() >= PROTOBUF_LIMIT:
             for init in floats:
                 self.proto.graph.initializer.remove(init)
                 self.proto.graph.input.append(
@@ -86,6 +96,9 @@ class FedWeights:
     def run(self, names: Sequence[str] | None, given: Mapping[str, np.ndarray]) -> list:
         """The outputs `names` (None: all) of the graph on inputs `given`, with the weights."""
         return self.fed.run(names, {**self.values, **given})
+
+    def __getattr__(self, name: str) -> object:  # the session's others: get_providers, ...
+        return getattr(self.fed, name)
 
 
 def feeds(

@@ -51,7 +51,7 @@ class OnnxEvaluator:
         if score is None:
             known = sorted(m for m in METRICS if scorer(m))
             raise PairzooError(f"no scorer for metric {metric!r}: known are {known}")
-        self.graph = GraphWeights(onnx_model, providers(), read_external)
+        self.graph = GraphWeights(onnx_model, providers(), len(data.y_test), read_external)
         self.initializer_map = dict(initializer_map or {})
         unknown = sorted(
             {e["initializer"] for e in self.initializer_map.values()} - {*self.graph.defaults}

@@ -101,7 +101,7 @@ def decode_images(
         crops = [image[:, t : t + h, left : left + w]
                  for image, (t, left, h, w) in zip(images, boxes, strict=True)]  # fmt: skip
         batch = torch.stack([_resized(crop, (size, size)) for crop in crops])
-        flip = (torch.rand(len(batch)) < 0.5).to(batch.device)[:, None, None, None]
+        flip = (torch.rand(len(batch), device=batch.device) < 0.5)[:, None, None, None]
         batch = torch.where(flip, batch.flip(-1), batch)
     else:
         short = resize_side(size)  # Resize(short) then CenterCrop(size), as v2 sizes them

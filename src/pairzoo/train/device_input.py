@@ -49,6 +49,15 @@ class _Order(Sampler[int]):
         return iter(self.indices)
 
 
+# How much lower the workers' scheduling priority is than the training process's (Linux nice).
+WORKER_NICENESS = 5
+
+
+def _yielding(_worker: int) -> None:
+    """A worker gives way: when all cores are busy, the threads that feed the GPU run first."""
+    os.nice(WORKER_NICENESS)
+
+
 DECODERS = {"gpu": 0.0, "workers": 1.0}
 
 
@@ -75,7 +84,8 @@ class JpegFeed:
     In each batch, DataLoader workers decode and crop the first `cpu_share` of the images (libjpeg,
     to uint8) and read the others' bytes, which nvJPEG decodes and `device` transforms as
     `ImageFiles` does on the CPU; `device` normalises. Decoding both ways at once keeps the CPU
-    cores and the GPU's decoder busy. The workers stay alive from one pass to the next.
+    cores and the GPU's decoder busy. The workers stay alive from one pass to the next, at a lower
+    priority than the process that trains.
     """
 
     def __init__(
@@ -95,7 +105,8 @@ class JpegFeed:
             batch_size=None,
             sampler=BatchSampler(self.order, batch_size, drop_last=False),
             num_workers=workers,
-            pin_memory=cpu_share > 0 and self.device.type == "cuda",
+            worker_init_fn=_yielding,
+            pin_memory=self.device.type == "cuda",  # copies that need no synchronisation
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers else None,
         )
