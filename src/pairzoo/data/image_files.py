@@ -235,9 +235,10 @@ class SplitBatches(Dataset):
             self.geometry(decode_jpeg(read_file(self.paths[i]), mode=ImageReadMode.RGB))
             for i in indices[:here]
         ]
-        pixels = torch.stack(decoded) if decoded else torch.empty(0, 3, self.size, self.size)
+        empty = torch.empty(0, 3, self.size, self.size, dtype=torch.uint8)
+        pixels = torch.stack(decoded) if decoded else empty
         encoded = [Path(self.paths[i]).read_bytes() for i in indices[here:]]
-        return pixels.to(torch.uint8), encoded, torch.tensor([int(self.labels[i]) for i in indices])
+        return pixels, encoded, torch.tensor([int(self.labels[i]) for i in indices])
 
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:

@@ -94,17 +94,21 @@ def _slices(
         yield inputs[batch], targets[batch]
 
 
+def _share(count: int) -> int:
+    """Examples per process when `count` are shared among them, padded so that all take as many."""
+    return -(-count // distributed.world_size())
+
+
 def _shard(order: torch.Tensor) -> torch.Tensor:
-    """The share of `order` this process takes, padded so that all take as many batches."""
+    """The share of `order` this process takes (`_share` of them)."""
     size = distributed.world_size()
-    padded = -(-len(order) // size) * size
+    padded = _share(len(order)) * size
     return torch.cat([order, order[: padded - len(order)]])[distributed.rank() :: size]
 
 
 def _steps(count: int, batch_size: int) -> int:
     """Batches per epoch in each process, for `count` examples shared among the processes."""
-    share = -(-count // distributed.world_size())
-    return -(-share // batch_size)
+    return -(-_share(count) // batch_size)
 
 
 def train(
