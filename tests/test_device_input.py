@@ -13,6 +13,7 @@ from pairzoo.data.image_files import ImageFiles, crop_boxes, decode_images
 from pairzoo.data.imagenet import load_imagenet
 from pairzoo.errors import PairzooError
 from pairzoo.train import device_input
+from pairzoo.train.config import TrainConfig, batch_for_memory
 
 from . import fabricate
 from .conftest import ROOT
@@ -155,3 +156,10 @@ def test_the_feeds_workers_give_way_to_the_process_that_trains(imagenet, monkeyp
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     niceness = [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers]
     assert niceness == [ours + device_input.WORKER_NICENESS] * 2
+
+
+def test_a_gpu_takes_a_larger_default_batch_where_its_memory_allows():
+    sizes = [batch_for_memory(int(gib * 2**30)) for gib in (8, 24, 39.4, 79.1, 139.8)]
+    assert sizes == [64, 64, 128, 256, 256]  # an H100's 79.1 GiB: 256
+    if not torch.cuda.is_available():
+        assert TrainConfig(epochs=1).batch_size == 64  # the CPU's, as before
