@@ -20,7 +20,7 @@ import torch
 import torchvision
 from onnx import numpy_helper
 
-from pairzoo.coding.graph_weights import GraphWeights
+from pairzoo.coding.graph_weights import INSIDE_FROM, GraphWeights
 from pairzoo.coding.scoring import ort, providers
 
 
@@ -36,7 +36,7 @@ def main() -> None:
         torch.onnx.export(model, torch.randn(1, 3, 224, 224), path, dynamo=False,
                           opset_version=17, input_names=["x"], dynamic_axes=batch_axis)  # fmt: skip
         proto = onnx.load(str(path))
-        graph = GraphWeights(path, providers())
+        graph = GraphWeights(path, providers(), INSIDE_FROM)  # weights inside
     floats = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
     weights = {i.name: numpy_helper.to_array(i) * np.float32(1.01) for i in floats}  # others
     start = time.perf_counter()
@@ -59,7 +59,8 @@ def main() -> None:
 
     fed = rate(lambda: as_inputs.run(None, {**weights, "x": x}))
     kept = rate(lambda: inside.run(None, {"x": x}))
-    print(f"ResNet-50, batch {args.batch}, onnxruntime {ort.__version__} on {providers()[0]}")
+    where = inside.get_providers()[0]
+    print(f"ResNet-50, batch {args.batch}, onnxruntime {ort.__version__} on {where}")
     print(f"{'weights fed as graph inputs':<32} {fed:>8.1f} img/s")
     print(f"{'weights put inside the graph':<32} {kept:>8.1f} img/s")
     print(f"{'ratio':<32} {kept / fed:>8.2f}")

@@ -8,6 +8,7 @@ import torch
 
 from pairzoo.coding import graph_weights
 from pairzoo.coding.graph_weights import FedWeights, GraphWeights
+from pairzoo.coding.scoring import providers
 from pairzoo.export.exporters import OnnxExporter
 
 CPU = ["CPUExecutionProvider"]
@@ -75,5 +76,17 @@ def test_weights_are_fed_as_inputs_for_a_small_test_set_or_a_large_graph(graphs,
     assert isinstance(session, FedWeights)
     assert [i.name for i in session.get_inputs()] == ["input"]
     assert {i.name for i in session.fed.get_inputs()} >= set(_weights(second))
+    other = _own_outputs(second, x)
+    np.testing.assert_allclose(_run(session, x), other, atol=1e-5 * np.abs(other).max())
+
+
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in ort.get_available_providers(), reason="needs onnxruntime-gpu"
+)
+def test_scores_on_a_gpu_run_in_float32_and_give_the_cpus_outputs(graphs):
+    x, (first, second) = graphs
+    session = GraphWeights(first, providers(), graph_weights.INSIDE_FROM).session(_weights(second))
+    assert session.get_providers()[0] == "CUDAExecutionProvider"
+    assert session.get_provider_options()["CUDAExecutionProvider"]["use_tf32"] == "0"
     other = _own_outputs(second, x)
     np.testing.assert_allclose(_run(session, x), other, atol=1e-5 * np.abs(other).max())

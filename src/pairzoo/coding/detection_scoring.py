@@ -27,7 +27,7 @@ class DetectionEvaluator:
         onnx_model: Path | bytes,
         data: DetectionData,
         metric: str,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
+        providers: Sequence[str | tuple[str, dict]] = ("CPUExecutionProvider",),
         read_external: ReadExternal | None = None,
     ):
         score = detection_scorer(metric)

@@ -50,7 +50,7 @@ class GraphWeights:
     def __init__(
         self,
         onnx_model: Path | bytes,
-        providers: Sequence[str],
+        providers: Sequence[str | tuple[str, dict]],
         examples: int,
         read_external: ReadExternal | None = None,
     ) -> None:

@@ -19,11 +19,15 @@ from pairzoo.export.external_data import ReadExternal
 from pairzoo.export.initializer_map import placed, taken_back
 from pairzoo.record.metrics import METRICS, scorer
 
+# CUDA's provider in float32 throughout: TensorFloat-32, on by default, would round its inputs as
+# the CPU does not, and a metric re-scored on one machine must agree with one measured on another.
+CUDA = ("CUDAExecutionProvider", {"use_tf32": "0"})
 
-def providers() -> list[str]:
+
+def providers() -> list[str | tuple[str, dict]]:
     """The execution providers scores run on: CUDA's first where installed (onnxruntime-gpu)."""
     available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    return [CUDA] * (CUDA[0] in available) + ["CPUExecutionProvider"]
 
 
 INPUT_TYPES = {"tensor(int64)": np.int64}
