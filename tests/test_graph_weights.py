@@ -90,3 +90,10 @@ def test_scores_on_a_gpu_run_in_float32_and_give_the_cpus_outputs(graphs):
     assert session.get_provider_options()["CUDAExecutionProvider"]["use_tf32"] == "0"
     other = _own_outputs(second, x)
     np.testing.assert_allclose(_run(session, x), other, atol=1e-5 * np.abs(other).max())
+
+
+def test_feeds_keep_each_weights_shape_scalars_too():
+    defaults = {"scale": np.array(0.5, dtype=np.float32), "w": np.zeros((2, 3), np.float32)}
+    values = graph_weights.feeds(defaults, {"w": np.arange(6, dtype=np.float64)})
+    assert values["scale"].shape == () and values["w"].shape == (2, 3)  # QDQ scales are 0-d
+    assert values["w"].dtype == np.float32 and values["w"].flags.c_contiguous

@@ -113,5 +113,5 @@ def feeds(
         value = np.asarray(tensors.get(name, default), dtype=np.float32)
         if value.size != default.size:
             raise PairzooError(f"tensor {name!r} has {value.size} values, the graph {default.size}")
-        values[name] = np.ascontiguousarray(value.reshape(default.shape))
+        values[name] = np.asarray(value.reshape(default.shape), order="C")  # 0-d stays 0-d
     return values
