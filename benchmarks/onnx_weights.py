@@ -1,12 +1,12 @@
 """ResNet-50 in onnxruntime: other weights fed as graph inputs, or put inside the graph.
 
-    python benchmarks/onnx_weights.py [--batch 32]
+    python benchmarks/onnx_weights.py [--batch 32] [--repeats 7]
 
 A codec's reconstruction can be fed to a graph whose float initializers were made inputs, or put
 in the initializers and a session built for it (`pairzoo.coding.graph_weights`, as the evaluators
 do); fed, onnxruntime cannot fold BatchNorm into the convolutions or prepack their weights.
-Prints both throughputs, measured side by side in one process, their ratio, and the seconds it
-takes to build a session with the weights inside.
+Prints both throughputs (the median of batches timed alternately, side by side in one process),
+their ratio, and the seconds it takes to build a session with the weights inside.
 """
 
 import argparse
@@ -27,6 +27,7 @@ from pairzoo.coding.scoring import ort, providers
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=7, help="batches timed per way (median)")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = torchvision.models.resnet50().eval()
@@ -50,15 +51,19 @@ def main() -> None:
     as_inputs = ort.InferenceSession(proto.SerializeToString(), providers=providers())
     x = np.random.default_rng(0).standard_normal((args.batch, 3, 224, 224), dtype=np.float32)
 
-    def rate(run) -> float:
+    runs = {
+        "fed": lambda: as_inputs.run(None, {**weights, "x": x}),
+        "kept": lambda: inside.run(None, {"x": x}),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():
         run()  # warms up
-        start = time.perf_counter()
-        for _ in range(3):
+    for _ in range(args.repeats):  # interleaved, so that both see the same machine
+        for name, run in runs.items():
+            start = time.perf_counter()
             run()
-        return 3 * args.batch / (time.perf_counter() - start)
-
-    fed = rate(lambda: as_inputs.run(None, {**weights, "x": x}))
-    kept = rate(lambda: inside.run(None, {"x": x}))
+            seconds[name].append(time.perf_counter() - start)
+    fed, kept = (args.batch / float(np.median(seconds[name])) for name in runs)
     where = inside.get_providers()[0]
     print(f"ResNet-50, batch {args.batch}, onnxruntime {ort.__version__} on {where}")
     print(f"{'weights fed as graph inputs':<32} {fed:>8.1f} img/s")

@@ -2,7 +2,7 @@
 
 For a large test set the values are put inside the graph, in a session built per set of values:
 onnxruntime then folds BatchNorm into the convolutions and prepacks their weights
-(`benchmarks/onnx_weights.py`: ResNet-50 ×1.8 on two cores, ×2.2 on sixteen); its
+(`benchmarks/onnx_weights.py`: ResNet-50 ×1.5–1.7 on two cores, ×2.2 on sixteen); its
 `add_initializer` override would be ignored by the layout optimisations. For a small test set
 building costs more than it saves: the values are fed as graph inputs to one session, as they
 are for a graph over protobuf's 2 GiB.
