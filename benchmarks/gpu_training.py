@@ -10,7 +10,8 @@ DataLoader workers decode on the CPU (0: all by nvJPEG on the GPU; 1: all by the
 input pipeline is also timed alone. `--alongside` adds, per share, the loop on arrays in memory
 while a thread of the same process runs the JPEG pipeline: if that row falls to the JPEG row, the
 two contend inside the process (GIL, CPU cores); if it stays near the arrays row, the handover of
-batches to the step is what costs.
+batches to the step is what costs. `--compile` runs every row with the network `torch.compile`d
+(the first epoch of each row compiles it).
 """
 
 import argparse
@@ -31,6 +32,14 @@ from pairzoo.data.image_files import ImageFiles
 from pairzoo.train import device_input
 from pairzoo.train.config import TrainConfig
 from pairzoo.train.loop import train
+
+COMPILED = False  # --compile
+
+
+def network() -> torch.nn.Module:
+    """A fresh ResNet-50, compiled with --compile."""
+    model = torchvision.models.resnet50()
+    return torch.compile(model) if COMPILED else model
 
 
 def _jpeg(args: tuple[Path, int, int]) -> None:
@@ -126,7 +135,7 @@ def arrays_beside_feed(paths: list[str], batch: int, size: int, here: torch.devi
     thread = threading.Thread(target=churn, daemon=True)
     thread.start()
     try:
-        return pairzoo_arrays(torchvision.models.resnet50(), min(len(paths), 4096), batch, size)
+        return pairzoo_arrays(network(), min(len(paths), 4096), batch, size)
     finally:
         stop.set()
         thread.join()
@@ -142,7 +151,10 @@ def main() -> None:
                         help="shares of each batch decoded by CPU workers")  # fmt: skip
     parser.add_argument("--alongside", action="store_true",
                         help="also: arrays in memory beside a thread running it")  # fmt: skip
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     args = parser.parse_args()
+    global COMPILED
+    COMPILED = args.compile
     size, batch, count, side, steps = 224, args.batch, args.images, args.side, 50
     if args.small:
         size, batch, count, side, steps = 32, 8, 32, 48, 2
@@ -152,16 +164,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         paths = jpegs(Path(folder), count, side)
         kilobytes = np.mean([Path(p).stat().st_size for p in paths]) / 1000
-        plain = reference(torchvision.models.resnet50(), batch, size, steps, here)
+        plain = reference(network(), batch, size, steps, here)
         rows["pairzoo.train.loop on arrays in memory"] = pairzoo_arrays(
-            torchvision.models.resnet50(), min(count, 4096), batch, size
+            network(), min(count, 4096), batch, size
         )
         for share in args.shares:
             os.environ["PAIRZOO_DECODE"] = str(share)  # as pairzoo.train.loop reads it
             said = f"{share:.0%} decoded by CPU workers"
             rows[f"input pipeline alone, {said}"] = feed_alone(paths, batch, size, here, share)
             rows[f"pairzoo.train.loop on JPEG files, {said}"] = pairzoo_files(
-                torchvision.models.resnet50(), paths, batch, size
+                network(), paths, batch, size
             )
             if args.alongside:
                 rows[f"arrays in memory, the pipeline beside, {said}"] = arrays_beside_feed(
