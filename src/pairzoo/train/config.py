@@ -10,12 +10,12 @@ from pairzoo import distributed
 
 # Examples per step on the CPU; a GPU takes as many per 16 GiB of its memory, up to four times.
 CPU_BATCH = 64
-MOST_PER_CPU_BATCH = 4
+MOST_CPU_BATCHES = 4
 
 
 def batch_for_memory(total_bytes: int) -> int:
     """The default batch on a GPU with `total_bytes` of memory: 64 per 16 GiB, from 64 to 256."""
-    return CPU_BATCH * max(1, min(MOST_PER_CPU_BATCH, total_bytes // (16 * 2**30)))
+    return CPU_BATCH * max(1, min(MOST_CPU_BATCHES, total_bytes // (16 * 2**30)))
 
 
 def default_batch_size() -> int:
