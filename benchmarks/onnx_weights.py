@@ -15,10 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 import torchvision
-from onnx import numpy_helper
 
 from pairzoo.coding.graph_weights import INSIDE_FROM, GraphWeights
 from pairzoo.coding.scoring import ort, providers
@@ -36,23 +34,17 @@ def main() -> None:
         batch_axis = {"x": {0: "n"}}
         torch.onnx.export(model, torch.randn(1, 3, 224, 224), path, dynamo=False,
                           opset_version=17, input_names=["x"], dynamic_axes=batch_axis)  # fmt: skip
-        proto = onnx.load(str(path))
-        graph = GraphWeights(path, providers(), INSIDE_FROM)  # weights inside
-    floats = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
-    weights = {i.name: numpy_helper.to_array(i) * np.float32(1.01) for i in floats}  # others
+        inside_graph = GraphWeights(path, providers(), INSIDE_FROM)  # weights inside
+        fed_graph = GraphWeights(path, providers(), INSIDE_FROM - 1)  # weights as graph inputs
+    weights = {name: value * np.float32(1.01) for name, value in inside_graph.defaults.items()}
     start = time.perf_counter()
-    inside = graph.session(weights)
+    inside = inside_graph.session(weights)
     build = time.perf_counter() - start
-    for init in floats:
-        proto.graph.initializer.remove(init)
-        proto.graph.input.append(
-            onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
-        )
-    as_inputs = ort.InferenceSession(proto.SerializeToString(), providers=providers())
+    as_inputs = fed_graph.session(weights)
     x = np.random.default_rng(0).standard_normal((args.batch, 3, 224, 224), dtype=np.float32)
 
     runs = {
-        "fed": lambda: as_inputs.run(None, {**weights, "x": x}),
+        "fed": lambda: as_inputs.run(None, {"x": x}),
         "kept": lambda: inside.run(None, {"x": x}),
     }
     seconds: dict[str, list[float]] = {name: [] for name in runs}

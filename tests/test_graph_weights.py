@@ -38,8 +38,7 @@ def graphs(tmp_path_factory):
 
 
 def _own_outputs(path, x) -> np.ndarray:
-    session = ort.InferenceSession(str(path), providers=CPU)
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    return _run(ort.InferenceSession(str(path), providers=CPU), x)
 
 
 def _weights(path) -> dict[str, np.ndarray]:
