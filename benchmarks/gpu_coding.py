@@ -77,6 +77,11 @@ def main() -> None:
     b = {k: v.numpy() for k, v in float_state(base).items()}
     u = {k: v.numpy() for k, v in float_state(updated).items()}
     times = {"encode": 0.0, "decode": 0.0, "score": 0.0}
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+
+    def line(what: str, seconds: float) -> None:
+        print(f"{what:<40} {seconds:>8.1f} s", flush=True)
+
     with tempfile.TemporaryDirectory() as folder:
         paths = jpegs(Path(folder), count, side)
         x = ImageFiles(paths, train=False, size=size)
@@ -87,12 +92,19 @@ def main() -> None:
         evaluate = OnnxEvaluator(onnx.path, data, "top1")
         evaluate()
         first = time.perf_counter() - start  # includes decoding the JPEGs once
+        provider = evaluate.session.get_providers()[0]
+        print(f"{'ResNet-50' if not args.small else 'tiny net'}, {count} images of {size} px, "
+              f"QPs {args.qps}, on {device}, onnxruntime on {provider}")  # fmt: skip
+        line("first score (decodes the images once)", first)
         start = time.perf_counter()
         qps = [] if args.score_only else args.qps
         with ProcessPoolExecutor(args.jobs) as pool:
             tasks = [pool.submit(code, b, u, qp) for qp in qps for code in (code_full, code_update)]
             coded = [task.result() for task in tasks]
         coding_wall = time.perf_counter() - start
+        if qps:
+            line(f"coding wall clock, {args.jobs} at once", coding_wall)
+        scores = 0
         for codings in (f + u for f, u in zip(coded[::2], coded[1::2], strict=True)):
             for coding in codings:
                 times["encode"] += coding.encode_seconds
@@ -102,23 +114,17 @@ def main() -> None:
             for coding in seen.values():
                 evaluate(coding.reconstruction)
             times["score"] += time.perf_counter() - start
+            scores += len(seen)
+            line(f"{scores} scores so far", times["score"])
         if args.score_only:
             start = time.perf_counter()
             for _ in args.qps:
                 evaluate(u)
             times["score"] = time.perf_counter() - start
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    provider = evaluate.session.get_providers()[0]
-    print(f"{'ResNet-50' if not args.small else 'tiny net'}, {count} images of {size} px, "
-          f"QPs {args.qps}, on {device}, onnxruntime on {provider}")  # fmt: skip
-    print(f"{'first score (decodes the images once)':<40} {first:>8.1f} s")
     for phase, seconds in times.items():
-        print(f"{phase:<40} {seconds:>8.1f} s")
+        line(phase, seconds)
     if not args.score_only:
-        print(f"{f'coding wall clock, {args.jobs} at once':<40} {coding_wall:>8.1f} s")
-        total = first + coding_wall + times["score"]
-        print(f"{'total (goal ≤ 600 s)':<40} {total:>8.1f} s")
-
+        line("total (goal ≤ 600 s)", first + coding_wall + times["score"])
 
 if __name__ == "__main__":
     main()

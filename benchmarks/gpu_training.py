@@ -160,32 +160,29 @@ def main() -> None:
         size, batch, count, side, steps = 32, 8, 32, 48, 2
     here = distributed.setup()
     name = torch.cuda.get_device_name(here) if here.type == "cuda" else "CPU"
-    rows = {}
     with tempfile.TemporaryDirectory() as folder:
         paths = jpegs(Path(folder), count, side)
         kilobytes = np.mean([Path(p).stat().st_size for p in paths]) / 1000
+        print(f"ResNet-50, {size} px, batch {batch}, on {name} with {os.cpu_count()} CPUs; "
+              f"{count} JPEGs of {kilobytes:.0f} KB", flush=True)  # fmt: skip
         plain = reference(network(), batch, size, steps, here)
-        rows["pairzoo.train.loop on arrays in memory"] = pairzoo_arrays(
-            network(), min(count, 4096), batch, size
-        )
+        print(f"{'plain PyTorch step, data on the device':<68} {plain:>9.1f} img/s", flush=True)
+
+        def row(what: str, rate: float) -> None:
+            print(f"{what:<68} {rate:>9.1f} img/s  ({rate / plain:.2f} of the plain step)",
+                  flush=True)  # fmt: skip
+
+        row("pairzoo.train.loop on arrays in memory",
+            pairzoo_arrays(network(), min(count, 4096), batch, size))  # fmt: skip
         for share in args.shares:
             os.environ["PAIRZOO_DECODE"] = str(share)  # as pairzoo.train.loop reads it
             said = f"{share:.0%} decoded by CPU workers"
-            rows[f"input pipeline alone, {said}"] = feed_alone(paths, batch, size, here, share)
-            rows[f"pairzoo.train.loop on JPEG files, {said}"] = pairzoo_files(
-                network(), paths, batch, size
-            )
+            row(f"input pipeline alone, {said}", feed_alone(paths, batch, size, here, share))
+            row(f"pairzoo.train.loop on JPEG files, {said}",
+                pairzoo_files(network(), paths, batch, size))  # fmt: skip
             if args.alongside:
-                rows[f"arrays in memory, the pipeline beside, {said}"] = arrays_beside_feed(
-                    paths, batch, size, here, share
-                )
-            print(f"{said}: {rows[f'pairzoo.train.loop on JPEG files, {said}']:.1f} img/s",
-                  flush=True)  # fmt: skip
-    print(f"ResNet-50, {size} px, batch {batch}, on {name} with {os.cpu_count()} CPUs; "
-          f"{count} JPEGs of {kilobytes:.0f} KB")  # fmt: skip
-    print(f"{'plain PyTorch step, data on the device':<68} {plain:>9.1f} img/s")
-    for what, rate in rows.items():
-        print(f"{what:<68} {rate:>9.1f} img/s  ({rate / plain:.2f} of the plain step)")
+                row(f"arrays in memory, the pipeline beside, {said}",
+                    arrays_beside_feed(paths, batch, size, here, share))  # fmt: skip
     print("goal: pairzoo.train.loop on JPEG files at ≥ 0.80 of the plain step")
 
 

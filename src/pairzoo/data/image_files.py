@@ -218,7 +218,8 @@ class SplitBatches(Dataset):
 
     Decoded by libjpeg and cropped with the geometry of `ImageFiles` to uint8 (a quarter of
     float32's bytes to hand over; `normalise` where the model runs); the others' file bytes go to
-    `decode_images` there. Returns (uint8 images, bytes of the others, labels of all).
+    `decode_images` there, joined in one uint8 tensor (handed over in shared memory, not pickled)
+    with each file's length. Returns (uint8 images, joined bytes, lengths, labels of all).
     """
 
     def __init__(self, images: ImageFiles, labels: np.ndarray, cpu_share: float) -> None:
@@ -229,7 +230,7 @@ class SplitBatches(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, list[bytes], torch.Tensor]:
+    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         here = round(self.cpu_share * len(indices))
         decoded = [
             self.geometry(decode_jpeg(read_file(self.paths[i]), mode=ImageReadMode.RGB))
@@ -237,8 +238,18 @@ class SplitBatches(Dataset):
         ]
         empty = torch.empty(0, 3, self.size, self.size, dtype=torch.uint8)
         pixels = torch.stack(decoded) if decoded else empty
-        encoded = [Path(self.paths[i]).read_bytes() for i in indices[here:]]
-        return pixels, encoded, torch.tensor([int(self.labels[i]) for i in indices])
+        files = [Path(self.paths[i]).read_bytes() for i in indices[here:]]
+        joined = torch.frombuffer(bytearray(b"".join(files)) or bytearray(1), dtype=torch.uint8)
+        lengths = torch.tensor([len(data) for data in files], dtype=torch.int64)
+        labels = torch.tensor([int(self.labels[i]) for i in indices])
+        return pixels, joined, lengths, labels
+
+
+def split_files(joined: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    """The files' bytes that `SplitBatches` joined, one uint8 tensor (a view) per file."""
+    if not len(lengths):
+        return []
+    return list(joined[: int(lengths.sum())].split(lengths.tolist()))
 
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:

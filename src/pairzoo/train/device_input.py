@@ -18,15 +18,17 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 from pairzoo import distributed
-from pairzoo.data.image_files import ImageFiles, SplitBatches, decode_images, normalise
+from pairzoo.data.image_files import (
+    ImageFiles,
+    SplitBatches,
+    decode_images,
+    normalise,
+    split_files,
+)
 from pairzoo.errors import PairzooError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 _DONE = object()
-
-
-def _encoded(files: list[bytes]) -> list[torch.Tensor]:
-    return [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in files]
 
 
 def _layout(inputs: torch.Tensor) -> torch.Tensor:
@@ -116,12 +118,15 @@ class JpegFeed:
         self.order.indices = indices.tolist()
         yield from prefetched((self._made(*batch) for batch in self.loader), self.device)
 
-    def _made(self, pixels: torch.Tensor, encoded: list[bytes], labels: torch.Tensor) -> Batch:
+    def _made(
+        self, pixels: torch.Tensor, joined: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor
+    ) -> Batch:
         device, files, parts = self.device, self.files, []
         if len(pixels):
             parts.append(normalise(pixels.to(device, non_blocking=True)))
-        if encoded:
-            parts.append(decode_images(_encoded(encoded), files.train, files.size, device))
+        if len(lengths):
+            encoded = split_files(joined, lengths)
+            parts.append(decode_images(encoded, files.train, files.size, device))
         images = parts[0] if len(parts) == 1 else torch.cat(parts)
         return _layout(images), labels.to(device, non_blocking=True)
 
