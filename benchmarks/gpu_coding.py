@@ -126,5 +126,6 @@ def main() -> None:
     if not args.score_only:
         line("total (goal ≤ 600 s)", first + coding_wall + times["score"])
 
+
 if __name__ == "__main__":
     main()

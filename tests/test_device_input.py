@@ -2,6 +2,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,13 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
 from pairzoo.archive.validate import validate
-from pairzoo.data.image_files import ImageFiles, crop_boxes, decode_images
+from pairzoo.data.image_files import (
+    ImageFiles,
+    SplitBatches,
+    crop_boxes,
+    decode_images,
+    split_files,
+)
 from pairzoo.data.imagenet import load_imagenet
 from pairzoo.errors import PairzooError
 from pairzoo.train import device_input
@@ -78,6 +85,18 @@ def test_training_batches_are_augmented_crops_in_the_order_asked(imagenet, cpu_s
         assert [len(labels) for _, labels in batches] == [5, 5, 2]
         assert torch.cat([labels for _, labels in batches]).tolist() == y[order.numpy()].tolist()
         assert all(images.shape[1:] == (3, 224, 224) for images, _ in batches)
+
+
+def test_the_files_bytes_reach_the_feed_joined_in_one_tensor(imagenet):
+    # one uint8 tensor crosses from the workers in shared memory; bytes objects were pickled
+    x, y = imagenet.x_train, imagenet.y_train
+    pixels, joined, lengths, labels = SplitBatches(x, y, 0.25)[[3, 0, 2, 1]]
+    files = [Path(x.paths[i]).read_bytes() for i in (0, 2, 1)]  # the first quarter is decoded
+    assert pixels.shape == (1, 3, 224, 224) and joined.dtype == torch.uint8
+    assert [bytes(part.numpy()) for part in split_files(joined, lengths)] == files
+    assert labels.tolist() == [int(y[i]) for i in (3, 0, 2, 1)]
+    pixels, joined, lengths, _ = SplitBatches(x, y, 1.0)[[3, 0]]
+    assert len(pixels) == 2 and split_files(joined, lengths) == []
 
 
 def test_the_array_feed_follows_the_order():

@@ -119,7 +119,11 @@ class JpegFeed:
         yield from prefetched((self._made(*batch) for batch in self.loader), self.device)
 
     def _made(
-        self, pixels: torch.Tensor, joined: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor
+        self,
+        pixels: torch.Tensor,
+        joined: torch.Tensor,
+        lengths: torch.Tensor,
+        labels: torch.Tensor,
     ) -> Batch:
         device, files, parts = self.device, self.files, []
         if len(pixels):
