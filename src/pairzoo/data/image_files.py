@@ -239,6 +239,7 @@ class SplitBatches(Dataset):
         empty = torch.empty(0, 3, self.size, self.size, dtype=torch.uint8)
         pixels = torch.stack(decoded) if decoded else empty
         files = [Path(self.paths[i]).read_bytes() for i in indices[here:]]
+        # one byte where there are no files: torch.frombuffer refuses an empty buffer
         joined = torch.frombuffer(bytearray(b"".join(files)) or bytearray(1), dtype=torch.uint8)
         lengths = torch.tensor([len(data) for data in files], dtype=torch.int64)
         labels = torch.tensor([int(self.labels[i]) for i in indices])
