@@ -239,8 +239,11 @@ class SplitBatches(Dataset):
         empty = torch.empty(0, 3, self.size, self.size, dtype=torch.uint8)
         pixels = torch.stack(decoded) if decoded else empty
         files = [Path(self.paths[i]).read_bytes() for i in indices[here:]]
-        # one byte where there are no files: torch.frombuffer refuses an empty buffer
-        joined = torch.frombuffer(bytearray(b"".join(files)) or bytearray(1), dtype=torch.uint8)
+        joined = (
+            torch.frombuffer(bytearray(b"".join(files)), dtype=torch.uint8)
+            if files
+            else torch.empty(0, dtype=torch.uint8)  # frombuffer refuses an empty buffer
+        )
         lengths = torch.tensor([len(data) for data in files], dtype=torch.int64)
         labels = torch.tensor([int(self.labels[i]) for i in indices])
         return pixels, joined, lengths, labels
@@ -248,9 +251,7 @@ class SplitBatches(Dataset):
 
 def split_files(joined: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
     """The files' bytes that `SplitBatches` joined, one uint8 tensor (a view) per file."""
-    if not len(lengths):
-        return []
-    return list(joined[: int(lengths.sum())].split(lengths.tolist()))
+    return list(joined.split(lengths.tolist())) if len(lengths) else []
 
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:
